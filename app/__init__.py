@@ -1,0 +1,1 @@
+"""The few-shot classification web service: routers, services, repositories."""

@@ -1,0 +1,1 @@
+"""Database layer: table definitions, engine/session set-up, migrations."""

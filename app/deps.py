@@ -1,0 +1,58 @@
+"""FastAPI dependencies: settings, the unit of work, the engine, authentication."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from app.db.session import UnitOfWork
+from app.errors import Forbidden, Unauthorized
+from app.security import bearer_token, keys_match
+from app.services.engine import AdaptationEngine
+from app.services.tasks import TaskService
+from app.services.tenants import TenantService
+from app.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_engine(request: Request) -> AdaptationEngine:
+    return request.app.state.engine
+
+
+def get_uow(request: Request) -> Iterator[UnitOfWork]:
+    with UnitOfWork(request.app.state.session_factory) as uow:
+        yield uow
+
+
+AuthHeader = Annotated[str | None, Header(alias="Authorization", include_in_schema=False)]
+
+
+def require_admin(request: Request, authorization: AuthHeader = None) -> None:
+    token = bearer_token(authorization)
+    if token is None:
+        raise Unauthorized("missing admin key: send 'Authorization: Bearer <admin key>'")
+    if not keys_match(token, request.app.state.admin_key):
+        raise Forbidden("this call needs the admin key")
+
+
+def get_task_service(
+    uow: Annotated[UnitOfWork, Depends(get_uow)],
+    engine: Annotated[AdaptationEngine, Depends(get_engine)],
+    settings: Annotated[Settings, Depends(get_settings)],
+) -> TaskService:
+    return TaskService(uow, engine, settings)
+
+
+def get_tenant_service(uow: Annotated[UnitOfWork, Depends(get_uow)]) -> TenantService:
+    return TenantService(uow)
+
+
+def current_tenant(
+    tenants: Annotated[TenantService, Depends(get_tenant_service)], authorization: AuthHeader = None
+) -> str:
+    return tenants.authenticate(bearer_token(authorization))

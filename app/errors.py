@@ -1,0 +1,68 @@
+"""Domain errors raised by services, and the one place that maps them to HTTP.
+
+Every error response has the body ``{"error": <code>, "detail": <message>}``."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class DomainError(Exception):
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class Unauthorized(DomainError):
+    status_code, code = 401, "unauthorized"
+
+
+class Forbidden(DomainError):
+    status_code, code = 403, "forbidden"
+
+
+class NotFound(DomainError):
+    status_code, code = 404, "not_found"
+
+
+class LimitExceeded(DomainError):
+    status_code, code = 413, "limit_exceeded"
+
+
+class InvalidInput(DomainError):
+    status_code, code = 422, "invalid_input"
+
+
+class Overloaded(DomainError):
+    status_code, code = 503, "overloaded"
+
+
+def error_body(code: str, detail: object) -> dict[str, object]:
+    return {"error": code, "detail": detail}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, error: DomainError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if error.status_code == 401 else None
+        if error.status_code == 503:
+            headers = {"Retry-After": "1"}
+        return JSONResponse(error_body(error.code, error.detail), status_code=error.status_code, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse(
+            error_body("validation_error", jsonable_encoder(error.errors())), status_code=422
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 413: "limit_exceeded"}.get(error.status_code, "http_error")
+        return JSONResponse(error_body(code, error.detail), status_code=error.status_code, headers=error.headers)

@@ -1,0 +1,105 @@
+"""ASGI entry point: ``app.main:app`` and the factory ``app.main:create_app``.
+
+Building the app is cheap; the lifespan owns the heavy objects (database engine,
+encoder, adaptation engine) and creates them at start-up, not at import."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import torch
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.db.migrate import upgrade_head
+from app.db.session import make_engine, make_session_factory
+from app.errors import error_body, install_error_handlers
+from app.routers import health, tasks, tenants
+from app.services.engine import AdaptationEngine
+from app.settings import Settings
+from models.checkpoint import build_encoder, resolve_checkpoint
+from models.encoder import TextEncoder
+from models.inner_loop import InnerLoopConfig
+
+log = logging.getLogger("fewshot")
+
+
+class BodySizeLimit:
+    """Refuses request bodies over ``max_bytes`` with 413 before they are read."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = dict(scope.get("headers", [])).get(b"content-length")
+            if length is not None and length.isdigit() and int(length) > self.max_bytes:
+                from fastapi.responses import JSONResponse
+
+                detail = f"request body of {int(length)} bytes; the limit is {self.max_bytes}"
+                await JSONResponse(error_body("limit_exceeded", detail), status_code=413)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _load_engine(settings: Settings, encoder: TextEncoder | None) -> AdaptationEngine:
+    checkpoint = resolve_checkpoint(settings.checkpoint)
+    if encoder is None:
+        if settings.torch_threads:
+            torch.set_num_threads(settings.torch_threads)
+        encoder = build_encoder(settings.encoder, checkpoint, settings.device, settings.encoder_batch_size)
+    learned = checkpoint.inner_loop if checkpoint else InnerLoopConfig()
+    return AdaptationEngine(encoder, settings.inner_loop(learned), settings.adapter_cache_bytes)
+
+
+def create_app(settings: Settings | None = None, encoder: TextEncoder | None = None) -> FastAPI:
+    """Build the app. ``encoder`` replaces the configured one (tests pass a fake)."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.auto_migrate:
+            upgrade_head(settings.database_url)
+        db_engine = make_engine(settings.database_url)
+        app.state.session_factory = make_session_factory(db_engine)
+        if settings.admin_key is not None:
+            app.state.admin_key = settings.admin_key.get_secret_value()
+        else:
+            app.state.admin_key = secrets.token_urlsafe(32)
+            print(f"FEWSHOT_ADMIN_KEY is not set; this run's admin key: {app.state.admin_key}", file=sys.stderr, flush=True)
+        app.state.engine = _load_engine(settings, encoder)
+        log.info("ready: encoder %s on %s", app.state.engine.fingerprint, app.state.engine.encoder.device)
+        try:
+            yield
+        finally:
+            app.state.engine = None
+            db_engine.dispose()
+
+    app = FastAPI(
+        title="Few-shot intent classification",
+        version="0.1.0",
+        description="Create a classifier for your own labels from a few examples per label; "
+        "it adapts in milliseconds and serves predictions over HTTP.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = None
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(health.router)
+    app.include_router(tenants.router)
+    app.include_router(tasks.router)
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    """``app.main:app`` is built on first access, so importing this module stays cheap."""
+    if name == "app":
+        built = create_app()
+        globals()["app"] = built
+        return built
+    raise AttributeError(name)

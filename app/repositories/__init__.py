@@ -1,0 +1,1 @@
+"""All SQL lives here: one repository per aggregate, each over a session."""

@@ -1,0 +1,1 @@
+"""Business logic: services take validated input, use repositories, raise domain errors."""

@@ -1,0 +1,68 @@
+"""All configuration in one place, read from ``FEWSHOT_*`` environment variables."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from models.inner_loop import InnerLoopConfig
+
+
+class Settings(BaseSettings):
+    """Service settings. ``environment=production`` refuses unsafe defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="FEWSHOT_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    database_url: str = "sqlite:///./fewshot.db"
+    auto_migrate: bool = Field(True, description="run `alembic upgrade head` at start")
+    admin_key: SecretStr | None = None
+    encoder: str | None = Field(None, description="sentence-transformers directory; default: the packaged MiniLM")
+    checkpoint: str = Field("default", description="meta-trained checkpoint dir, `default` (shipped) or `none`")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    encoder_batch_size: int = Field(64, ge=1, le=4096)
+    torch_threads: int | None = Field(None, ge=1, description="CPU threads for torch; default: all cores")
+
+    # Limits (413 when exceeded); documented in the README.
+    max_text_chars: int = Field(2000, ge=1)
+    max_examples_per_task: int = Field(20_000, ge=2)
+    max_examples_per_request: int = Field(5_000, ge=1)
+    max_labels_per_task: int = Field(1_000, ge=2)
+    max_label_chars: int = Field(200, ge=1)
+    max_predict_texts: int = Field(1_024, ge=1)
+    max_top_k: int = Field(50, ge=1)
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+
+    adapter_cache_bytes: int = Field(512 * 1024 * 1024, ge=0)
+
+    # Inner-loop overrides; unset values come from the checkpoint (or the defaults).
+    inner_steps: int | None = Field(None, ge=0, le=1000)
+    inner_learning_rate: float | None = Field(None, gt=0)
+    inner_proximal: float | None = Field(None, ge=0)
+    inner_scale: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> "Settings":
+        if self.environment == "production":
+            problems = []
+            if self.admin_key is None or len(self.admin_key.get_secret_value()) < 24:
+                problems.append("FEWSHOT_ADMIN_KEY must be set to at least 24 characters")
+            if self.database_url.startswith("sqlite") and ":memory:" in self.database_url:
+                problems.append("an in-memory database loses every task on restart")
+            if problems:
+                raise ValueError("unsafe production settings: " + "; ".join(problems))
+        return self
+
+    def inner_loop(self, learned: InnerLoopConfig) -> InnerLoopConfig:
+        """The checkpoint's learned inner loop with any explicit overrides applied."""
+        values = learned.to_dict()
+        overrides = {
+            "steps": self.inner_steps,
+            "learning_rate": self.inner_learning_rate,
+            "proximal": self.inner_proximal,
+            "scale": self.inner_scale,
+        }
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return InnerLoopConfig.from_dict(values)

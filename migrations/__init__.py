@@ -1,0 +1,1 @@
+"""Alembic migrations: the source of truth for the database schema."""

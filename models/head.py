@@ -1,0 +1,38 @@
+"""The per-task classifier head: a cosine classifier over frozen sentence embeddings.
+
+logits = scale * cos(x, w_c) + b_c. It is initialised from the class prototypes (the
+mean support embedding of each class, as in Prototypical Networks, Snell et al. 2017),
+so that before any gradient step it already is a nearest-prototype classifier.
+Parameters are a plain dict of tensors (the ``torch.func`` idiom): no module state.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+HeadParams = dict[str, torch.Tensor]
+
+
+def prototypes(embeddings: torch.Tensor, targets: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Unit-norm mean embedding per class, ``[num_classes, dim]``; an empty class stays zero."""
+    sums = torch.zeros(num_classes, embeddings.shape[1], dtype=embeddings.dtype, device=embeddings.device)
+    sums.index_add_(0, targets, embeddings)
+    return F.normalize(sums, dim=-1)
+
+
+def prototype_init(embeddings: torch.Tensor, targets: torch.Tensor, num_classes: int) -> HeadParams:
+    """Head parameters that reproduce the nearest-prototype classifier."""
+    weight = prototypes(embeddings, targets, num_classes)
+    return {"weight": weight, "bias": torch.zeros(num_classes, dtype=weight.dtype, device=weight.device)}
+
+
+def head_logits(params: HeadParams, embeddings: torch.Tensor, scale: float | torch.Tensor) -> torch.Tensor:
+    """Scaled cosine similarities plus a per-class bias, ``[n, num_classes]``."""
+    weight = F.normalize(params["weight"], dim=-1)
+    return scale * F.normalize(embeddings, dim=-1) @ weight.T + params["bias"]
+
+
+def head_probabilities(params: HeadParams, embeddings: torch.Tensor, scale: float | torch.Tensor) -> torch.Tensor:
+    """Class probabilities (softmax of the logits)."""
+    return head_logits(params, embeddings, scale).softmax(dim=-1)
