@@ -31,6 +31,121 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _meta_train(args: argparse.Namespace) -> int:
+    """Meta-train a checkpoint (heavy imports stay here so ``serve`` starts fast)."""
+    from dataclasses import asdict, replace
+    from pathlib import Path
+
+    import torch
+
+    from models.encoder import TransformerEncoder, weights_sha256
+    from models.inner_loop import InnerLoopConfig
+    from models.meta.data import load_meta_dataset
+    from models.meta.model import MetaModel
+    from models.meta.report import build_manifest, write_run
+    from models.meta.trainer import MetaTrainConfig, meta_train
+
+    if args.search and args.resume:
+        print("error: --resume cannot be combined with --search", file=sys.stderr)
+        return 2
+    torch.manual_seed(args.seed)
+    encoder = TransformerEncoder(args.encoder_dir, device=args.device)
+    device, layers = encoder.device, len(encoder.model.encoder.layer)
+    if not 1 <= args.lora_layers <= layers:
+        print(f"error: --lora-layers must be between 1 and {layers}", file=sys.stderr)
+        return 2
+    upto, base_sha = layers - args.lora_layers, weights_sha256(encoder.model_dir)
+    datasets = [load_meta_dataset(d, encoder, upto, base_sha, args.cache_dir, progress=not args.no_progress) for d in args.train_data]
+    for data in datasets:
+        data.train_states.states = data.train_states.states.to(device)
+        data.valid_states.states = data.valid_states.states.to(device)
+    start = InnerLoopConfig(args.inner_steps, args.inner_lr, args.inner_proximal, args.inner_scale)
+    config = MetaTrainConfig(
+        algorithm=args.algorithm, episodes=args.episodes, meta_batch=args.meta_batch, ways=args.ways, shots=tuple(args.shots),
+        queries=args.queries, episode_mode=args.episode_mode, hard_pool=args.hard_pool, learning_rate=args.lr,
+        lora_rank=args.lora_rank, lora_alpha=args.lora_alpha, lora_layers=args.lora_layers, reptile_steps=args.reptile_steps,
+        reptile_lr=args.reptile_lr, val_every=args.val_every, val_episodes=args.val_episodes, val_ways=args.val_ways,
+        patience=args.early_stopping_patience, max_minutes=args.max_minutes, seed=args.seed, calibrate=not args.no_calibrate,
+        calibrate_steps=tuple(args.calibrate_steps), calibrate_episodes=args.calibrate_episodes,
+        calibrate_ways=args.calibrate_ways, inner_loop=start.to_dict(),
+    )
+
+    def train(run: MetaTrainConfig, out: Path) -> dict:
+        model = MetaModel(
+            encoder.model.encoder.layer[upto:], upto, InnerLoopConfig.from_dict(run.inner_loop),
+            rank=0 if run.algorithm == "metasgd" else run.lora_rank, alpha=run.lora_alpha,
+            learn_inner=run.algorithm in ("maml-head", "metasgd"), pooling=encoder.pooling, seed=run.seed,
+        ).to(device).float()
+        metrics = meta_train(run, datasets, model, out, resume=args.resume, progress=not args.no_progress, device=device)
+        changed = model.trains_encoder and metrics["best_step"] > 0
+        manifest = build_manifest(
+            base_encoder=args.encoder_name, base_sha256=base_sha, datasets=[d.provenance for d in datasets],
+            algorithm=run.algorithm, hyperparameters=asdict(run), inner_loop=metrics["inner_loop"],
+            lora=model.lora_manifest() if changed else None, metrics=metrics, max_length=encoder.max_length,
+        )
+        write_run(out, manifest, metrics, model.encoder_tensors() if changed else None)
+        return metrics
+
+    out = Path(args.out)
+    if args.search:
+        from models.meta.search import run_search
+
+        record = run_search(replace(config, max_minutes=args.max_minutes), train, args.search, args.trials, out, args.seed)
+        print(f"search ({args.search}, {args.trials} trials): best trial {record['best_trial']} "
+              f"score {record['best_score']:.4f} params {record['best_params']}")
+    else:
+        metrics = train(config, out)
+        print(f"meta-validation: best {metrics['best_val']:.4f} at step {metrics['best_step']} ({metrics['stopped']}); "
+              f"final {metrics['final_val']:.4f}; inner loop {metrics['inner_loop']}; {metrics['wall_s']:.0f} s")
+    size = sum(f.stat().st_size for f in out.iterdir() if f.name in ("manifest.json", "encoder.safetensors"))
+    print(f"checkpoint written to {out} ({size / 1e6:.2f} MB)")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    """Held-out evaluation of the bare encoder and checkpoints; refuses leaked data sets."""
+    import json
+    from pathlib import Path
+
+    from models.checkpoint import load_checkpoint
+    from models.meta.evaluation import LeakageError, check_leakage, evaluate, markdown_table, plot_results, summary
+
+    data = Path(args.data)
+    checkpoints: list = [("bare", None)]
+    for setting in args.checkpoint or []:
+        if setting.lower() != "none":
+            checkpoints.append((Path(setting).name, load_checkpoint(setting)))
+    try:
+        for _, checkpoint in checkpoints[1:]:
+            check_leakage(data, checkpoint)
+    except LeakageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    results = evaluate(data, checkpoints, shots=args.shots, episodes=args.episodes, ways=args.ways, queries=args.queries,
+                       seed=args.seed, encoder_dir=args.encoder_dir, device=args.device, cache_dir=args.cache_dir,
+                       progress=not args.no_progress)
+    rows = summary(results)
+    out = Path(args.out or f"runs/eval/{data.name}")
+    out.mkdir(parents=True, exist_ok=True)
+    table = markdown_table(data.name, rows, args.ways)
+    (out / "results.md").write_text(table)
+    (out / "results.json").write_text(json.dumps({"data": str(data), "ways": args.ways, "episodes": args.episodes,
+                                                  "queries": args.queries, "seed": args.seed, "results": rows}, indent=1) + "\n")
+    plot_results(data.name, rows, out / "results.png")
+    if args.record:
+        for (name, checkpoint), row in zip(checkpoints, rows):
+            if checkpoint is None:
+                continue
+            manifest_file = checkpoint.path / "manifest.json"
+            manifest = json.loads(manifest_file.read_text())
+            manifest.setdefault("evaluation", {})[data.name] = {"ways": args.ways, "episodes": args.episodes, **row,
+                                                               "bare": rows[0]}
+            manifest_file.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    print(table)
+    print(f"written: {out / 'results.md'}, {out / 'results.json'}, {out / 'results.png'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fewshot", description="Few-shot intent classification service")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -45,6 +160,68 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="upgrade the database schema to the latest version")
     migrate.add_argument("--database-url", default=None, help="default: FEWSHOT_DATABASE_URL")
     migrate.set_defaults(run=_migrate)
+
+    algorithms = ("protonet", "fomaml", "reptile", "maml-head", "metasgd")
+    meta = commands.add_parser("meta-train", help="meta-train a checkpoint (LoRA on the encoder + learned inner loop)")
+    meta.add_argument("--train-data", action="append", required=True, metavar="DIR",
+                      help="data set folder with train.jsonl and valid.jsonl (repeat to mix data sets)")
+    meta.add_argument("--algorithm", choices=algorithms, default="protonet")
+    meta.add_argument("--out", required=True, help="checkpoint folder to write (e.g. models/checkpoints/<name>)")
+    meta.add_argument("--episodes", type=int, default=400, help="training episodes in total")
+    meta.add_argument("--meta-batch", type=int, default=2, help="episodes per outer step")
+    meta.add_argument("--ways", type=int, default=20)
+    meta.add_argument("--shots", type=int, nargs="+", default=[5, 10], help="training episodes cycle through these")
+    meta.add_argument("--queries", type=int, default=5, help="query examples per class")
+    meta.add_argument("--episode-mode", choices=("uniform", "hard", "mixed"), default="hard",
+                      help="hard: classes are nearest neighbours of a random seed class (see models/episodes.py)")
+    meta.add_argument("--hard-pool", type=int, default=2)
+    meta.add_argument("--lr", type=float, default=5e-4, help="outer learning rate of the LoRA factors")
+    meta.add_argument("--lora-rank", type=int, default=8)
+    meta.add_argument("--lora-alpha", type=float, default=16.0)
+    meta.add_argument("--lora-layers", type=int, default=2, help="top encoder layers that get LoRA (lower ones are cached)")
+    meta.add_argument("--reptile-steps", type=int, default=3)
+    meta.add_argument("--reptile-lr", type=float, default=1e-3)
+    defaults = {"steps": 50, "lr": 0.01, "proximal": 0.01, "scale": 20.0}
+    meta.add_argument("--inner-steps", type=int, default=defaults["steps"], help="starting inner-loop steps")
+    meta.add_argument("--inner-lr", type=float, default=defaults["lr"], help="starting inner-loop learning rate")
+    meta.add_argument("--inner-proximal", type=float, default=defaults["proximal"], help="starting proximal strength")
+    meta.add_argument("--inner-scale", type=float, default=defaults["scale"], help="starting logit scale")
+    meta.add_argument("--val-every", type=int, default=25, help="outer steps between meta-validations")
+    meta.add_argument("--val-episodes", type=int, default=2, help="validation episodes per data set and shot count")
+    meta.add_argument("--val-ways", type=int, default=0, help="0: all classes of the valid split")
+    meta.add_argument("--early-stopping-patience", type=int, default=4, help="validations without improvement")
+    meta.add_argument("--max-minutes", type=float, default=12.0, help="time box for the training loop")
+    meta.add_argument("--seed", type=int, default=0)
+    meta.add_argument("--resume", action="store_true", help="continue from the trainer state in --out")
+    meta.add_argument("--no-calibrate", action="store_true", help="skip the Meta-SGD calibration of the inner loop")
+    meta.add_argument("--calibrate-steps", type=int, nargs="+", default=[10, 25, 50, 100],
+                      help="candidate inner-loop step counts (the steps are chosen by search)")
+    meta.add_argument("--calibrate-episodes", type=int, default=60)
+    meta.add_argument("--calibrate-ways", type=int, default=40)
+    meta.add_argument("--search", choices=("random", "tpe"), default=None, help="Optuna hyperparameter search")
+    meta.add_argument("--trials", type=int, default=8)
+    meta.add_argument("--device", default="auto")
+    meta.add_argument("--encoder-dir", default=None, help="base encoder (default: the packaged MiniLM)")
+    meta.add_argument("--encoder-name", default="sentence-transformers/all-MiniLM-L6-v2")
+    meta.add_argument("--cache-dir", default="runs/cache", help="cached lower-layer token states")
+    meta.add_argument("--no-progress", action="store_true")
+    meta.set_defaults(run=_meta_train)
+
+    evaluate = commands.add_parser("evaluate", help="bare encoder vs checkpoints on a held-out data set")
+    evaluate.add_argument("--data", required=True, metavar="DIR", help="folder with train, train_5, train_10, test .jsonl")
+    evaluate.add_argument("--checkpoint", action="append", metavar="DIR|none", help="repeatable; the bare encoder is always included")
+    evaluate.add_argument("--episodes", type=int, default=200)
+    evaluate.add_argument("--ways", type=int, default=20, help="classes per random episode (0: all)")
+    evaluate.add_argument("--shots", type=int, nargs="+", default=[5, 10])
+    evaluate.add_argument("--queries", type=int, default=10, help="test queries per class and episode")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--out", default=None, help="default: runs/eval/<data set>")
+    evaluate.add_argument("--no-record", dest="record", action="store_false", help="do not add the figures to the manifests")
+    evaluate.add_argument("--device", default="auto")
+    evaluate.add_argument("--encoder-dir", default=None)
+    evaluate.add_argument("--cache-dir", default="runs/cache")
+    evaluate.add_argument("--no-progress", action="store_true")
+    evaluate.set_defaults(run=_evaluate)
     return parser
 
 

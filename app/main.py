@@ -11,9 +11,11 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 import torch
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.db.migrate import upgrade_head
 from app.db.session import make_engine, make_session_factory
@@ -29,7 +31,8 @@ log = logging.getLogger("fewshot")
 
 
 class BodySizeLimit:
-    """Refuses request bodies over ``max_bytes`` with 413 before they are read."""
+    """Refuses request bodies over ``max_bytes`` with 413: at once when Content-Length
+    says so, else (chunked bodies) as soon as the bytes received pass the limit."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app, self.max_bytes = app, max_bytes
@@ -43,7 +46,22 @@ class BodySizeLimit:
                 detail = f"request body of {int(length)} bytes; the limit is {self.max_bytes}"
                 await JSONResponse(error_body("limit_exceeded", detail), status_code=413)(scope, receive, send)
                 return
+            receive = self._counting(receive)
         await self.app(scope, receive, send)
+
+    def _counting(self, receive: Receive) -> Receive:
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise StarletteHTTPException(413, f"request body over the limit of {self.max_bytes} bytes")
+            return message
+
+        return counted
 
 
 def _load_engine(settings: Settings, encoder: TextEncoder | None) -> AdaptationEngine:
@@ -53,7 +71,14 @@ def _load_engine(settings: Settings, encoder: TextEncoder | None) -> AdaptationE
             torch.set_num_threads(settings.torch_threads)
         encoder = build_encoder(settings.encoder, checkpoint, settings.device, settings.encoder_batch_size)
     learned = checkpoint.inner_loop if checkpoint else InnerLoopConfig()
-    return AdaptationEngine(encoder, settings.inner_loop(learned), settings.adapter_cache_bytes)
+    return AdaptationEngine(
+        encoder,
+        settings.inner_loop(learned),
+        settings.adapter_cache_bytes,
+        batch_wait_ms=settings.batch_wait_ms,
+        batch_max_texts=settings.batch_max_texts,
+        queue_max_texts=settings.queue_max_texts,
+    )
 
 
 def create_app(settings: Settings | None = None, encoder: TextEncoder | None = None) -> FastAPI:
@@ -71,11 +96,13 @@ def create_app(settings: Settings | None = None, encoder: TextEncoder | None = N
         else:
             app.state.admin_key = secrets.token_urlsafe(32)
             print(f"FEWSHOT_ADMIN_KEY is not set; this run's admin key: {app.state.admin_key}", file=sys.stderr, flush=True)
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.max_concurrent_requests
         app.state.engine = _load_engine(settings, encoder)
         log.info("ready: encoder %s on %s", app.state.engine.fingerprint, app.state.engine.encoder.device)
         try:
             yield
         finally:
+            app.state.engine.close()
             app.state.engine = None
             db_engine.dispose()
 

@@ -37,6 +37,12 @@ class Settings(BaseSettings):
 
     adapter_cache_bytes: int = Field(512 * 1024 * 1024, ge=0)
 
+    # Micro-batching of predict calls (see app/services/batcher.py).
+    batch_wait_ms: float = Field(2.0, ge=0, description="how long a pass waits for more requests")
+    batch_max_texts: int = Field(256, ge=1, description="texts per encoder pass at most")
+    queue_max_texts: int = Field(8192, ge=1, description="queued texts before 503 Retry-After")
+    max_concurrent_requests: int = Field(64, ge=1, description="worker threads for request handling")
+
     # Inner-loop overrides; unset values come from the checkpoint (or the defaults).
     inner_steps: int | None = Field(None, ge=0, le=1000)
     inner_learning_rate: float | None = Field(None, gt=0)

@@ -61,10 +61,18 @@ class Adapter:
             tensors = load_safetensors(data)
         except Exception as error:  # noqa: BLE001 - any parse failure is a format error
             raise AdapterFormatError(f"not a safetensors adapter: {error}") from error
-        version = int(metadata.get("format_version", -1))
+        try:
+            version = int(metadata.get("format_version", -1))
+        except (TypeError, ValueError) as error:
+            raise AdapterFormatError(f"adapter format version is not a number: {error}") from error
         if version != ADAPTER_FORMAT_VERSION:
             raise AdapterFormatError(f"adapter format {version}, this code reads {ADAPTER_FORMAT_VERSION}")
-        labels = tuple(json.loads(metadata["labels"]))
-        if tensors["weight"].shape[0] != len(labels):
+        try:
+            labels = tuple(json.loads(metadata["labels"]))
+            scale, fingerprint = float(metadata["scale"]), metadata["encoder_fingerprint"]
+            rows = tensors["weight"].shape[0]
+        except (KeyError, TypeError, ValueError) as error:
+            raise AdapterFormatError(f"adapter lacks a field or tensor: {error}") from error
+        if rows != len(labels):
             raise AdapterFormatError("adapter weight rows do not match its labels")
-        return cls(labels, tensors, float(metadata["scale"]), metadata["encoder_fingerprint"])
+        return cls(labels, tensors, scale, fingerprint)

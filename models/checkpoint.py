@@ -3,7 +3,10 @@
 - ``manifest.json``: base encoder name and weights sha256, training data, algorithm,
   hyperparameters, the learned inner loop (``inner_loop``), evaluation figures.
 - ``encoder.safetensors`` (optional): parameters that replace the base encoder's
-  (merged low-rank updates or fine-tuned top layers), by their state-dict names.
+  (fine-tuned top layers), by their state-dict names, and/or low-rank factors
+  ``<param>.lora_A`` / ``<param>.lora_B`` (LoRA, Hu et al. 2021) that are merged
+  into the base weights at load as ``W + scaling * B @ A``; the scaling is the
+  manifest's ``lora.scaling``.
 
 The setting ``none`` means the bare encoder with default inner-loop settings, and
 ``default`` the checkpoint shipped in ``models/checkpoints/default`` when present.
@@ -17,10 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
-from models.encoder import TransformerEncoder
+from models.encoder import TransformerEncoder, packaged_encoder_path
 from models.inner_loop import InnerLoopConfig
+from models.lora import lora_targets, merge_lora, split_lora
 
 SHIPPED_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "default"
 
@@ -31,6 +36,11 @@ class Checkpoint:
     manifest: dict
     inner_loop: InnerLoopConfig
     encoder_weights: dict[str, torch.Tensor] = field(default_factory=dict)
+    lora_factors: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def lora_scaling(self) -> float:
+        return float(self.manifest.get("lora", {}).get("scaling", 1.0))
 
     @property
     def fingerprint(self) -> str:
@@ -38,7 +48,22 @@ class Checkpoint:
         weights = self.path / "encoder.safetensors"
         if not weights.is_file():
             return "bare"
-        return hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+        digest = hashlib.sha256(weights.read_bytes())
+        if self.lora_factors:  # the merged weights also depend on the scaling
+            digest.update(f"lora-scaling:{self.lora_scaling!r}".encode())
+        return digest.hexdigest()[:16]
+
+    def changed_parameters(self) -> list[str]:
+        """State-dict names of the base parameters this checkpoint replaces or modifies."""
+        return sorted(set(self.encoder_weights) | set(lora_targets(self.lora_factors)))
+
+    def weight_overrides(self, base: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Plain replacements plus LoRA factors merged into ``base`` (the base encoder's tensors)."""
+        merged = merge_lora(base, self.lora_factors, self.lora_scaling) if self.lora_factors else {}
+        overlap = set(merged) & set(self.encoder_weights)
+        if overlap:
+            raise ValueError(f"checkpoint both replaces and LoRA-modifies {sorted(overlap)[:3]}")
+        return {**self.encoder_weights, **merged}
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
@@ -48,8 +73,45 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise FileNotFoundError(f"no manifest.json in checkpoint {path}")
     manifest = json.loads(manifest_file.read_text())
     weights_file = path / "encoder.safetensors"
-    weights = load_file(weights_file) if weights_file.is_file() else {}
-    return Checkpoint(path, manifest, InnerLoopConfig.from_dict(manifest.get("inner_loop", {})), weights)
+    plain, factors = split_lora(load_file(weights_file) if weights_file.is_file() else {})
+    if factors:
+        lora_targets(factors)  # validates pairing early
+        if "scaling" not in manifest.get("lora", {}):
+            raise ValueError(f"checkpoint {path} has LoRA factors but no lora.scaling in its manifest")
+    inner_loop = InnerLoopConfig.from_dict(manifest.get("inner_loop", {}))
+    return Checkpoint(path, manifest, inner_loop, plain, factors)
+
+
+def save_checkpoint(path: str | Path, manifest: dict, tensors: dict[str, torch.Tensor] | None = None) -> Path:
+    """Write ``manifest.json`` and (if any tensors) ``encoder.safetensors``; never pickles."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    weights_file = path / "encoder.safetensors"
+    if tensors:
+        save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(weights_file))
+    elif weights_file.exists():
+        weights_file.unlink()
+    (path / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def base_tensors(model_dir: str | Path | None, names: list[str]) -> dict[str, torch.Tensor]:
+    """Read the named parameters from the base encoder's safetensors files (no model built).
+
+    Weight files may prefix names with the architecture (``bert.``); both spellings match.
+    """
+    directory = Path(model_dir) if model_dir else packaged_encoder_path()
+    wanted, found = set(names), {}
+    for file in sorted(directory.glob("*.safetensors")):
+        with safe_open(str(file), framework="pt") as handle:
+            for key in handle.keys():
+                name = key.split(".", 1)[1] if key.startswith("bert.") else key
+                if name in wanted:
+                    found[name] = handle.get_tensor(key)
+    missing = wanted - set(found)
+    if missing:
+        raise ValueError(f"base encoder at {directory} lacks {sorted(missing)[:5]}")
+    return found
 
 
 def resolve_checkpoint(setting: str | None) -> Checkpoint | None:
@@ -64,11 +126,16 @@ def resolve_checkpoint(setting: str | None) -> Checkpoint | None:
 def build_encoder(
     encoder_dir: str | None, checkpoint: Checkpoint | None, device: str = "auto", batch_size: int = 64
 ) -> TransformerEncoder:
-    """The base encoder with the checkpoint's weight changes applied."""
+    """The base encoder with the checkpoint's weight changes (replacements, merged LoRA) applied."""
+    overrides = None
+    if checkpoint is not None:
+        overrides = checkpoint.encoder_weights
+        if checkpoint.lora_factors:
+            overrides = checkpoint.weight_overrides(base_tensors(encoder_dir, lora_targets(checkpoint.lora_factors)))
     return TransformerEncoder(
         encoder_dir,
         device=device,
         batch_size=batch_size,
-        weight_overrides=checkpoint.encoder_weights if checkpoint else None,
+        weight_overrides=overrides,
         fingerprint_extra=checkpoint.fingerprint if checkpoint else "bare",
     )

@@ -23,6 +23,6 @@ def read_jsonl(path: str | Path) -> list[LabelledText]:
             try:
                 record = json.loads(line)
                 rows.append(LabelledText(str(record["text"]), str(record["label"])))
-            except (ValueError, KeyError) as error:
+            except (ValueError, KeyError, TypeError) as error:
                 raise ValueError(f"{path}:{number}: expected {{\"text\", \"label\"}}: {error}") from error
     return rows

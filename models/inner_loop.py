@@ -61,6 +61,7 @@ def adapt(
     config: InnerLoopConfig,
     init: HeadParams | None = None,
     create_graph: bool = False,
+    differentiable_init: bool = False,
     betas: tuple[float, float] = (0.9, 0.999),
     eps: float = 1e-8,
 ) -> HeadParams:
@@ -68,10 +69,23 @@ def adapt(
 
     ``init`` overrides the prototype initialisation (continual updates start from the
     previous adapter); the proximal anchor is always the starting point.
+
+    ``differentiable_init`` (meta-training only, with ``create_graph=True``) keeps the
+    graph from the starting point (and the anchor) back to whatever produced it, e.g.
+    a prototype init computed from encoder outputs, so that second-order MAML through
+    the head (Finn et al. 2017) differentiates the whole path init -> adapted head.
     """
-    start = init if init is not None else prototype_init(embeddings.detach(), targets, num_classes)
-    anchor = {name: value.detach() for name, value in start.items()}
-    params = {name: value.detach().clone().requires_grad_(True) for name, value in start.items()}
+    keep = differentiable_init and create_graph
+    if init is not None:
+        start = init
+    else:
+        start = prototype_init(embeddings if keep else embeddings.detach(), targets, num_classes)
+    if keep:
+        anchor = dict(start)
+        params = {name: value if value.requires_grad else value.clone().requires_grad_(True) for name, value in start.items()}
+    else:
+        anchor = {name: value.detach() for name, value in start.items()}
+        params = {name: value.detach().clone().requires_grad_(True) for name, value in start.items()}
     first = {name: torch.zeros_like(value) for name, value in params.items()}
     second = {name: torch.zeros_like(value) for name, value in params.items()}
     with torch.enable_grad():
@@ -82,7 +96,10 @@ def adapt(
             for (name, value), grad in zip(params.items(), grads):
                 first[name] = betas[0] * first[name] + (1 - betas[0]) * grad
                 second[name] = betas[1] * second[name] + (1 - betas[1]) * grad * grad
-                corrected = (first[name] / (1 - betas[0] ** step)) / ((second[name] / (1 - betas[1] ** step)).sqrt() + eps)
+                second_hat = second[name] / (1 - betas[1] ** step)
+                if create_graph:  # sqrt has an infinite slope at 0: a gradient element that underflows
+                    second_hat = second_hat.clamp_min(eps * eps)  # to 0 would turn the meta-gradient into NaN
+                corrected = (first[name] / (1 - betas[0] ** step)) / (second_hat.sqrt() + eps)
                 updated[name] = value - config.learning_rate * corrected
             params = updated if create_graph else {n: v.detach().requires_grad_(True) for n, v in updated.items()}
     return params if create_graph else {name: value.detach() for name, value in params.items()}

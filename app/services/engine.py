@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from app.cache import ByteLRU
+from app.services.batcher import MicroBatcher
 from models.adapter import Adapter
 from models.classifier import Prediction, fit_adapter, rank
 from models.encoder import TextEncoder
@@ -19,23 +20,43 @@ from models.inner_loop import InnerLoopConfig
 
 
 class AdaptationEngine:
-    def __init__(self, encoder: TextEncoder, config: InnerLoopConfig, cache_bytes: int, max_concurrent: int = 1) -> None:
+    def __init__(
+        self,
+        encoder: TextEncoder,
+        config: InnerLoopConfig,
+        cache_bytes: int,
+        batch_wait_ms: float = 2.0,
+        batch_max_texts: int = 256,
+        queue_max_texts: int = 8192,
+    ) -> None:
         self.encoder = encoder
         self.config = config
         self.cache: ByteLRU[Adapter] = ByteLRU(cache_bytes, lambda adapter: adapter.num_bytes)
-        # CPU inference is already multi-threaded inside torch; running many forward
-        # passes at once only oversubscribes the cores, so passes are gated.
-        self._gate = threading.BoundedSemaphore(max_concurrent)
+        # One encoder pass at a time: torch already uses every core (or the whole GPU)
+        # for one pass, and concurrent passes only contend for them.
+        self._device_lock = threading.Lock()
+        self.batcher = MicroBatcher(self._encode_locked, batch_max_texts, batch_wait_ms, queue_max_texts)
+
+    def _encode_locked(self, texts: list[str]) -> torch.Tensor:
+        with self._device_lock:
+            return self.encoder.encode(texts)
+
+    def close(self) -> None:
+        self.batcher.close()
 
     @property
     def fingerprint(self) -> str:
         return self.encoder.fingerprint
 
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
+        """Support-set embeddings: one direct pass (large batches need no batching)."""
         if not texts:
             return torch.empty(0, self.encoder.dim, device=self.encoder.device)
-        with self._gate:
-            return self.encoder.encode(list(texts))
+        return self._encode_locked(list(texts))
+
+    def embed_queries(self, texts: Sequence[str]) -> torch.Tensor:
+        """Query embeddings through the micro-batcher, shared with concurrent requests."""
+        return self.batcher.encode(list(texts))
 
     def fit(self, embeddings: torch.Tensor, labels: Sequence[str]) -> tuple[Adapter, float]:
         started = time.perf_counter()
@@ -45,7 +66,7 @@ class AdaptationEngine:
         return adapter, (time.perf_counter() - started) * 1000
 
     def predict(self, adapter: Adapter, texts: Sequence[str], top_k: int) -> list[Prediction]:
-        return rank(adapter, self.embed(texts), top_k)
+        return rank(adapter, self.embed_queries(texts), top_k)
 
     # --- embedding bytes (cached per example in the database) -----------------------
     @staticmethod

@@ -10,6 +10,7 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import torch
 from sqlalchemy.exc import IntegrityError
@@ -208,8 +209,13 @@ class TaskService:
         return row
 
 
+def _utc(moment: datetime) -> datetime:
+    """Stored times are UTC; SQLite hands them back naive, so mark them as UTC again."""
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
+
+
 def _view(task: Task, row: AdapterVersion) -> TaskView:
     return TaskView(
         task.id, task.name, task.version, list(row.labels), row.num_examples, round(row.adapted_ms, 3),
-        task.created_at, task.updated_at,
+        _utc(task.created_at), _utc(task.updated_at),
     )

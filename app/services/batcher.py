@@ -1,0 +1,105 @@
+"""Dynamic micro-batching of encoder calls.
+
+Concurrent predict requests (for any task) hand their texts to one queue; a single
+worker thread waits at most ``max_wait_ms`` for more to arrive, runs one encoder pass
+over everything gathered (up to ``max_batch_texts``) and hands each caller its rows.
+The queue is bounded: when ``max_queue_texts`` are already waiting, a new request is
+refused at once with ``Overloaded`` (HTTP 503 with Retry-After) instead of queueing
+without end. Callers block on a future in the server's thread pool, never on the
+event loop.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import torch
+
+from app.errors import Overloaded
+
+
+@dataclass
+class _Request:
+    texts: Sequence[str]
+    future: Future = field(default_factory=Future)
+
+
+class MicroBatcher:
+    def __init__(
+        self,
+        encode: Callable[[list[str]], torch.Tensor],
+        max_batch_texts: int = 256,
+        max_wait_ms: float = 2.0,
+        max_queue_texts: int = 8192,
+    ) -> None:
+        self._encode = encode
+        self.max_batch_texts = max_batch_texts
+        self.max_wait_s = max_wait_ms / 1000
+        self.max_queue_texts = max_queue_texts
+        self._queue: queue.Queue[_Request | None] = queue.Queue()
+        self._pending_texts = 0
+        self._lock = threading.Lock()
+        self.batches = 0
+        self.batched_requests = 0
+        self._worker = threading.Thread(target=self._run, name="micro-batcher", daemon=True)
+        self._worker.start()
+
+    def encode(self, texts: Sequence[str]) -> torch.Tensor:
+        """Embeddings for ``texts``, computed together with concurrent callers' texts."""
+        return self.submit(texts).result()
+
+    def submit(self, texts: Sequence[str]) -> Future:
+        with self._lock:
+            if self._pending_texts + len(texts) > self.max_queue_texts and self._pending_texts > 0:
+                raise Overloaded(f"{self._pending_texts} texts are already queued for the encoder; retry shortly")
+            self._pending_texts += len(texts)
+        request = _Request(texts)
+        self._queue.put(request)
+        return request.future
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._worker.join(timeout=10)
+
+    def _gather(self, first: _Request) -> tuple[list[_Request], bool]:
+        batch, size = [first], len(first.texts)
+        deadline = time.perf_counter() + self.max_wait_s
+        while size < self.max_batch_texts:
+            remaining = deadline - time.perf_counter()
+            try:
+                item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                return batch, True
+            batch.append(item)
+            size += len(item.texts)
+        return batch, False
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch, stop = self._gather(first)
+            texts = [text for request in batch for text in request.texts]
+            with self._lock:
+                self._pending_texts -= len(texts)
+            try:
+                embeddings = self._encode(texts)
+            except BaseException as error:  # noqa: BLE001 - every waiter must hear of it
+                for request in batch:
+                    request.future.set_exception(error)
+                continue
+            self.batches += 1
+            self.batched_requests += len(batch)
+            start = 0
+            for request in batch:
+                request.future.set_result(embeddings[start : start + len(request.texts)])
+                start += len(request.texts)

@@ -1,0 +1,116 @@
+"""Shared pieces of the benchmark scripts: environment facts, a real server process,
+and appending a result section to docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+DOC = ROOT / "docs" / "benchmarks.md"
+
+
+def environment() -> dict[str, str]:
+    import torch
+    import transformers
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    return {
+        "cpu": f"{cpu} ({os.cpu_count()} cores visible)",
+        "gpu": gpu,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "commit": _git_commit(),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
+        return out.stdout.strip() + ("+dirty" if dirty.strip() else "")
+    except OSError:
+        return "unknown"
+
+
+def command_line() -> str:
+    return "python " + " ".join(shlex.quote(arg) for arg in [os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]])
+
+
+def append_section(title: str, body_markdown: str, result: dict) -> None:
+    """Append a dated section with the command, environment and figures to the doc."""
+    env = environment()
+    lines = [
+        f"\n## {title}\n",
+        f"Command: `{command_line()}`  ",
+        f"Run: {env['date']}, commit {env['commit']}  ",
+        f"Hardware: CPU {env['cpu']}, GPU {env['gpu']}  ",
+        f"Versions: Python {env['python']}, torch {env['torch']}, transformers {env['transformers']}\n",
+        body_markdown.rstrip() + "\n",
+        "<details><summary>raw JSON</summary>\n\n```json\n" + json.dumps(result, indent=1) + "\n```\n</details>\n",
+    ]
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    if not DOC.exists():
+        DOC.write_text("# Benchmarks\n\nEvery section is appended by a script in `benchmarks/`; the command is given with each.\n")
+    with DOC.open("a") as handle:
+        handle.write("\n".join(lines))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def running_server(env: dict[str, str], port: int, timeout_s: float = 120) -> Iterator[str]:
+    """Start ``fewshot serve`` on loopback, wait for /healthz, stop it on exit."""
+    full_env = {**os.environ, **env}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        env=full_env,
+        cwd=ROOT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited with {process.returncode}")
+            try:
+                if httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError("server did not become healthy")
+            time.sleep(0.3)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()

@@ -1,0 +1,148 @@
+"""Predict latency and throughput over HTTP against a real `fewshot serve` on loopback.
+
+1. Latency: one text per request, one request at a time: p50/p95/p99.
+2. Load: a bounded asyncio load generator (fixed request count per level, time cap)
+   at rising concurrency, with 1-text and 64-text requests, spread over 1 and 100
+   tasks; texts/s and latency percentiles per level, plus a latency-against-load PNG.
+
+    python benchmarks/predict_load.py --data ../shared/data/banking77
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.common import ROOT, append_section, free_port, running_server  # noqa: E402
+from models.data import read_jsonl  # noqa: E402
+
+ADMIN = "benchmark-admin-key-0123456789abcdef"
+
+
+def percentiles(samples_ms: list[float]) -> dict[str, float]:
+    ordered = sorted(samples_ms)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {"p50_ms": round(pick(0.50), 2), "p95_ms": round(pick(0.95), 2), "p99_ms": round(pick(0.99), 2)}
+
+
+async def load_level(url: str, headers: dict, task_ids: list[str], texts: list[str], concurrency: int,
+                     per_request: int, requests: int, time_cap_s: float) -> dict:
+    latencies: list[float] = []
+    errors = 0
+    remaining = requests
+    deadline = time.perf_counter() + time_cap_s
+    rng = random.Random(concurrency * 1000 + per_request)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal remaining, errors
+        while remaining > 0 and time.perf_counter() < deadline:
+            remaining -= 1
+            body = {"texts": rng.sample(texts, per_request), "top_k": 1}
+            started = time.perf_counter()
+            response = await client.post(f"/v1/tasks/{rng.choice(task_ids)}/predict", json=body, headers=headers)
+            if response.status_code == 200:
+                latencies.append((time.perf_counter() - started) * 1000)
+            else:
+                errors += 1
+
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return {"concurrency": concurrency, "texts_per_request": per_request, "tasks": len(task_ids),
+            "requests": len(latencies), "errors": errors,
+            "requests_per_s": round(len(latencies) / elapsed, 1),
+            "texts_per_s": round(len(latencies) * per_request / elapsed, 1), **percentiles(latencies)}
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for (per_request, tasks) in sorted({(r["texts_per_request"], r["tasks"]) for r in rows}):
+        series = [r for r in rows if r["texts_per_request"] == per_request and r["tasks"] == tasks]
+        label = f"{per_request} text(s)/request, {tasks} task(s)"
+        axes[0].plot([r["texts_per_s"] for r in series], [r["p50_ms"] for r in series], "o-", label=label + " p50")
+        axes[0].plot([r["texts_per_s"] for r in series], [r["p99_ms"] for r in series], "x--", label=label + " p99")
+        axes[1].plot([r["concurrency"] for r in series], [r["texts_per_s"] for r in series], "o-", label=label)
+    axes[0].set(xlabel="throughput (texts/s)", ylabel="latency (ms)", title="latency against load", yscale="log")
+    axes[1].set(xlabel="concurrent clients", ylabel="texts/s", title="throughput", xscale="log")
+    for axis in axes:
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="../shared/data/banking77")
+    parser.add_argument("--latency-requests", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 64])
+    parser.add_argument("--requests", type=int, default=400, help="requests per load level (bounded)")
+    parser.add_argument("--time-cap", type=float, default=30.0, help="seconds per load level at most")
+    parser.add_argument("--plot", default=str(ROOT / "docs" / "predict_load.png"))
+    parser.add_argument("--no-doc", action="store_true")
+    args = parser.parse_args()
+    data = Path(args.data)
+    support = read_jsonl(data / "train_5.jsonl")
+    texts = [row.text for row in read_jsonl(data / "test.jsonl")]
+    env = {"FEWSHOT_DATABASE_URL": f"sqlite:///{Path(tempfile.mkdtemp()) / 'load.db'}",
+           "FEWSHOT_ADMIN_KEY": ADMIN, "FEWSHOT_CHECKPOINT": "none"}
+    result: dict = {}
+    with running_server(env, free_port()) as url, httpx.Client(base_url=url, timeout=300) as client:
+        admin = {"Authorization": f"Bearer {ADMIN}"}
+        key = client.post("/v1/tenants", json={"name": "load"}, headers=admin).json()["api_key"]
+        headers = {"Authorization": f"Bearer {key}"}
+        examples = [{"text": r.text, "label": r.label} for r in support]
+        task_ids = []
+        for i in range(100):
+            response = client.post("/v1/tasks", json={"name": f"t{i}", "examples": examples}, headers=headers)
+            response.raise_for_status()
+            task_ids.append(response.json()["id"])
+        samples = []
+        for i in range(args.latency_requests):
+            started = time.perf_counter()
+            client.post(f"/v1/tasks/{task_ids[0]}/predict", json={"texts": [texts[i % len(texts)]], "top_k": 3},
+                        headers=headers).raise_for_status()
+            samples.append((time.perf_counter() - started) * 1000)
+        result["single_text_sequential"] = {**percentiles(samples), "mean_ms": round(statistics.fmean(samples), 2)}
+        print(json.dumps(result["single_text_sequential"]), flush=True)
+        rows = []
+        for per_request in (1, 64):
+            for tasks in (1, 100):
+                for concurrency in args.concurrency:
+                    row = asyncio.run(load_level(url, headers, task_ids[:tasks], texts, concurrency, per_request,
+                                                 args.requests, args.time_cap))
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
+        result["load"] = rows
+    plot(rows, Path(args.plot))
+    if not args.no_doc:
+        seq = result["single_text_sequential"]
+        table = (f"One text per request, sequential: p50 {seq['p50_ms']} ms, p95 {seq['p95_ms']} ms, p99 {seq['p99_ms']} ms.\n\n"
+                 "| texts/request | tasks | clients | requests | texts/s | p50 ms | p95 ms | p99 ms | errors |\n"
+                 "|---|---|---|---|---|---|---|---|---|\n"
+                 + "\n".join(f"| {r['texts_per_request']} | {r['tasks']} | {r['concurrency']} | {r['requests']} | {r['texts_per_s']:.0f} "
+                             f"| {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | {r['errors']} |" for r in rows)
+                 + f"\n\n![latency against load]({Path(args.plot).name})")
+        append_section("Predict latency and load over HTTP", table, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Per-task calibration from the support set alone: temperature and out-of-scope threshold.
+
+The adapted head fits its own support set almost perfectly, so support scores say
+little about new texts. Instead the support set is cross-fitted: split in two
+stratified folds, adapt on one fold with the same inner loop, score the other. The
+held-out logits fit a temperature (Guo et al. 2017, "On Calibration of Modern Neural
+Networks"), and the held-out max-cosine scores of in-scope texts set the rejection
+threshold at a chosen quantile (the fraction of in-scope texts one accepts to reject).
+Negative (out-of-scope) examples, when given, move the threshold to the value that
+best separates them from the held-out in-scope scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from models.head import HeadParams, head_logits
+from models.inner_loop import InnerLoopConfig, adapt
+
+
+@dataclass(frozen=True)
+class TaskCalibration:
+    temperature: float = 1.0
+    oos_threshold: float | None = None
+
+
+def max_cosine(params: HeadParams, embeddings: torch.Tensor) -> torch.Tensor:
+    """Highest cosine similarity to any class weight: the in-scope score."""
+    return (F.normalize(embeddings, dim=-1) @ F.normalize(params["weight"], dim=-1).T).max(dim=-1).values
+
+
+def cross_fit(
+    embeddings: torch.Tensor, targets: torch.Tensor, num_classes: int, config: InnerLoopConfig, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Held-out (logits, max-cosine, mask) for examples of classes with >= 2 examples."""
+    generator = torch.Generator().manual_seed(seed)
+    fold = torch.full((len(targets),), -1, dtype=torch.long)
+    cpu_targets = targets.cpu()
+    for label in range(num_classes):
+        members = torch.nonzero(cpu_targets == label).flatten()
+        if len(members) >= 2:
+            members = members[torch.randperm(len(members), generator=generator)]
+            fold[members] = torch.arange(len(members)) % 2
+    fold = fold.to(targets.device)
+    logits = torch.zeros(len(targets), num_classes, device=embeddings.device)
+    scores = torch.zeros(len(targets), device=embeddings.device)
+    for held_out in (0, 1):
+        train = fold != held_out
+        test = fold == held_out
+        if not test.any():
+            continue
+        params = adapt(embeddings[train], targets[train], num_classes, config)
+        logits[test] = head_logits(params, embeddings[test], config.scale)
+        scores[test] = max_cosine(params, embeddings[test])
+    mask = fold >= 0
+    return logits[mask], scores[mask], targets[mask]
+
+
+def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, bounds: tuple[float, float] = (0.05, 20.0)) -> float:
+    """The temperature T minimising held-out NLL of softmax(logits / T)."""
+    if len(targets) == 0:
+        return 1.0
+    log_t = torch.zeros(1, device=logits.device, requires_grad=True)
+    optimiser = torch.optim.LBFGS([log_t], lr=0.1, max_iter=100)
+
+    def closure() -> torch.Tensor:
+        optimiser.zero_grad()
+        loss = F.cross_entropy(logits.detach() / log_t.exp(), targets)
+        loss.backward()
+        return loss
+
+    optimiser.step(closure)
+    return float(log_t.exp().clamp(*bounds).item())
+
+
+def choose_threshold(in_scope: torch.Tensor, negatives: torch.Tensor | None, reject_quantile: float) -> float:
+    """Quantile of in-scope scores; with negatives, the best balanced separation,
+    never rejecting more than twice ``reject_quantile`` of the in-scope scores."""
+    quantile = float(torch.quantile(in_scope.float(), reject_quantile).item())
+    if negatives is None or len(negatives) == 0:
+        return quantile
+    ceiling = float(torch.quantile(in_scope.float(), min(1.0, 2 * reject_quantile)).item())
+    candidates = torch.cat([in_scope, negatives]).unique()
+    candidates = candidates[candidates <= ceiling]
+    if len(candidates) == 0:
+        return quantile
+    accept_in = (in_scope[None, :] >= candidates[:, None]).float().mean(1)
+    reject_neg = (negatives[None, :] < candidates[:, None]).float().mean(1)
+    return float(candidates[(accept_in + reject_neg).argmax()].item())
+
+
+def calibrate(
+    embeddings: torch.Tensor,
+    targets: torch.Tensor,
+    num_classes: int,
+    config: InnerLoopConfig,
+    negatives: torch.Tensor | None = None,
+    reject_quantile: float = 0.05,
+) -> TaskCalibration:
+    """Temperature and out-of-scope threshold for a task, from its support set."""
+    logits, scores, held_targets = cross_fit(embeddings, targets, num_classes, config)
+    if len(held_targets) < 2:
+        return TaskCalibration()
+    temperature = fit_temperature(logits, held_targets)
+    return TaskCalibration(temperature, choose_threshold(scores, negatives, reject_quantile))
+
+
+def expected_calibration_error(probabilities: torch.Tensor, targets: torch.Tensor, bins: int = 15) -> float:
+    """ECE: bin by confidence, average |confidence - accuracy| weighted by bin size."""
+    confidence, predicted = probabilities.max(dim=-1)
+    correct = (predicted == targets).float()
+    edges = torch.linspace(0, 1, bins + 1, device=probabilities.device)
+    error = torch.zeros((), device=probabilities.device)
+    for low, high in zip(edges[:-1], edges[1:]):
+        in_bin = (confidence > low) & (confidence <= high)
+        if in_bin.any():
+            error += in_bin.float().mean() * (confidence[in_bin].mean() - correct[in_bin].mean()).abs()
+    return float(error.item())

@@ -1,0 +1,194 @@
+"""Evaluation on a held-out data set, with the service's adaptation, bare vs checkpoints.
+
+(a) Fixed splits: adapt on ``train_5`` / ``train_10`` and score on the whole ``test``.
+(b) Random N-way K-shot episodes: support from ``train``, queries from ``test``, the
+    same episodes (same seed) for every encoder, mean accuracy with a 95% confidence
+    interval (normal approximation, 1.96 standard errors), plus the paired difference
+    to the bare encoder with its own interval.
+
+Each text is embedded once per encoder and the embeddings are reused by every
+episode. The lower layers a checkpoint leaves unchanged are run once for all
+encoders (cached token states), so only the changed top layers run per checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from models.checkpoint import Checkpoint, build_encoder
+from models.classifier import fit_adapter
+from models.data import LabelledText, read_jsonl
+from models.episodes import EpisodeSampler
+from models.inner_loop import InnerLoopConfig
+from models.meta.data import file_sha256
+from models.meta.features import cached_token_states, concat_states, embed_states, first_changed_layer
+
+
+class LeakageError(ValueError):
+    """The checkpoint was meta-trained on the data set it is asked to be evaluated on."""
+
+
+def check_leakage(data_dir: str | Path, checkpoint: Checkpoint) -> None:
+    """Refuse a data set the manifest names (by folder name, path, or any file's sha256)."""
+    data_dir = Path(data_dir).resolve()
+    hashes = {file_sha256(f): f.name for f in sorted(data_dir.glob("*.jsonl"))}
+    for entry in checkpoint.manifest.get("trained_on", []):
+        trained = {s.get("sha256") for s in entry.get("splits", {}).values()} - {None}
+        same_path = entry.get("path") and Path(entry["path"]).resolve() == data_dir
+        if entry.get("name") == data_dir.name or same_path or trained & set(hashes):
+            raise LeakageError(
+                f"checkpoint {checkpoint.path} was meta-trained on {entry.get('name')!r} "
+                f"({entry.get('path')}); evaluating it on {data_dir} would leak training data"
+            )
+
+
+@dataclass
+class EncoderResult:
+    name: str
+    inner_loop: InnerLoopConfig
+    fixed: dict[int, float] = field(default_factory=dict)  # shots -> accuracy on test
+    episodes: dict[int, list[float]] = field(default_factory=dict)  # shots -> per-episode accuracies
+
+
+def mean_ci(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95% confidence interval."""
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, float("nan")
+    variance = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, 1.96 * math.sqrt(variance / n)
+
+
+def accuracy(train: torch.Tensor, train_rows: Sequence[LabelledText], test: torch.Tensor,
+             test_rows: Sequence[LabelledText], config: InnerLoopConfig) -> float:
+    """Adapt with :func:`models.classifier.fit_adapter` on ``train``, accuracy on ``test``."""
+    adapter = fit_adapter(train, [r.label for r in train_rows], config, "evaluation")
+    index = {label: i for i, label in enumerate(adapter.labels)}
+    predicted = adapter.probabilities(test).argmax(-1).cpu()
+    truth = torch.tensor([index.get(r.label, -1) for r in test_rows])
+    return float((predicted == truth).float().mean())
+
+
+def embed_texts(segments: Sequence[Sequence[str]], checkpoints: Sequence[Checkpoint | None], encoder_dir: str | None, device: str,
+                cache_dir: str | Path | None, cache_layer: int = 4, progress: bool = False) -> list[torch.Tensor]:
+    """Embeddings of the concatenated ``segments`` (e.g. splits; each cached on its own) under the
+    bare encoder (``None``) and each checkpoint."""
+    from models.encoder import weights_sha256
+
+    bare = build_encoder(encoder_dir, None, device=device)
+    layers = len(bare.model.encoder.layer)
+    cache_layer = min(cache_layer, layers)
+    sha = weights_sha256(bare.model_dir)
+    states = concat_states([cached_token_states(bare.model, bare.tokenizer, list(part), cache_layer, sha, cache_dir,
+                                                bare.max_length, progress) for part in segments])
+    texts = [text for part in segments for text in part]
+    states.states = states.states.to(bare.device)
+    outputs = []
+    for checkpoint in checkpoints:
+        encoder = bare if checkpoint is None else build_encoder(encoder_dir, checkpoint, device=device)
+        changed = [] if checkpoint is None else checkpoint.changed_parameters()
+        if first_changed_layer(changed, layers) >= cache_layer:
+            with torch.inference_mode():
+                top = encoder.model.encoder.layer[cache_layer:]
+                chunks = [embed_states(top, states, range(s, min(s + 256, len(texts))), encoder.pooling).float()
+                          for s in range(0, len(texts), 256)]
+            outputs.append(torch.cat(chunks))
+        else:  # the checkpoint changes lower layers: full forward
+            outputs.append(encoder.encode(texts))
+    return outputs
+
+
+def evaluate(data_dir: str | Path, checkpoints: Sequence[tuple[str, Checkpoint | None]], shots: Sequence[int] = (5, 10),
+             episodes: int = 200, ways: int = 20, queries: int = 10, seed: int = 0, encoder_dir: str | None = None,
+             device: str = "auto", cache_dir: str | Path | None = None, progress: bool = False) -> list[EncoderResult]:
+    """Fixed-split and episode accuracies on ``data_dir`` for each ``(name, checkpoint)``."""
+    from tqdm.auto import tqdm
+
+    data_dir = Path(data_dir)
+    for _, checkpoint in checkpoints:
+        if checkpoint is not None:
+            check_leakage(data_dir, checkpoint)
+    train, test = read_jsonl(data_dir / "train.jsonl"), read_jsonl(data_dir / "test.jsonl")
+    fixed = {k: read_jsonl(data_dir / f"train_{k}.jsonl") for k in shots if (data_dir / f"train_{k}.jsonl").is_file()}
+    segments = [[r.text for r in train], [r.text for r in test]]
+    offsets, position = {}, len(train) + len(test)
+    for k, rows in fixed.items():  # subsets of train as published, but embedded on their own to be safe
+        offsets[k] = position
+        segments.append([r.text for r in rows])
+        position += len(rows)
+    all_embeddings = embed_texts(segments, [c for _, c in checkpoints], encoder_dir, device, cache_dir, progress=progress)
+    results = []
+    for (name, checkpoint), embeddings in zip(checkpoints, all_embeddings):
+        config = checkpoint.inner_loop if checkpoint is not None else InnerLoopConfig()
+        result = EncoderResult(name, config)
+        train_emb, test_emb = embeddings[: len(train)], embeddings[len(train) : len(train) + len(test)]
+        for k, rows in fixed.items():
+            result.fixed[k] = accuracy(embeddings[offsets[k] : offsets[k] + len(rows)], rows, test_emb, test, config)
+        for k in shots:
+            sampler = EpisodeSampler(train, ways, k, queries, seed=seed + 1000 * k, query_rows=test)
+            scores = []
+            for episode in tqdm(sampler.take(episodes), desc=f"{name} {k}-shot", disable=not progress, leave=False):
+                support_rows = [train[i] for i in episode.support_rows]
+                query_rows = [test[i] for i in episode.query_rows]
+                scores.append(accuracy(train_emb[list(episode.support_rows)], support_rows,
+                                       test_emb[list(episode.query_rows)], query_rows, config))
+            result.episodes[k] = scores
+        results.append(result)
+    return results
+
+
+def summary(results: Sequence[EncoderResult]) -> list[dict]:
+    """Per encoder: fixed-split accuracies, episode means with CIs, paired deltas to the first (bare)."""
+    rows, reference = [], results[0]
+    for result in results:
+        row: dict = {"name": result.name, "inner_loop": result.inner_loop.to_dict(), "fixed": result.fixed, "episodes": {}}
+        for k, scores in result.episodes.items():
+            mean, half = mean_ci(scores)
+            delta = mean_ci([a - b for a, b in zip(scores, reference.episodes[k])])
+            row["episodes"][k] = {"n": len(scores), "mean": mean, "ci95": half, "delta_vs_first": delta[0], "delta_ci95": delta[1]}
+        rows.append(row)
+    return rows
+
+
+def markdown_table(data_name: str, rows: Sequence[dict], ways: int) -> str:
+    shots = sorted({k for row in rows for k in list(row["fixed"]) + list(row["episodes"])})
+    head = ["encoder"] + [f"fixed {k}-shot" for k in shots] + [f"{ways}-way {k}-shot episodes (95% CI)" for k in shots] \
+        + [f"Δ {k}-shot vs {rows[0]['name']} (paired 95% CI)" for k in shots]
+    lines = [f"**{data_name}**", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        cells = [row["name"]] + [f"{100 * row['fixed'][k]:.2f}" if k in row["fixed"] else "–" for k in shots]
+        cells += [f"{100 * e['mean']:.2f} ± {100 * e['ci95']:.2f} (n={e['n']})" for k in shots for e in [row["episodes"][k]]]
+        cells += [f"{100 * e['delta_vs_first']:+.2f} ± {100 * e['delta_ci95']:.2f}" for k in shots for e in [row["episodes"][k]]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_results(data_name: str, rows: Sequence[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shots = sorted({k for row in rows for k in row["episodes"]})
+    groups = [(f"fixed {k}", "fixed", k) for k in shots] + [(f"episodes {k}", "episodes", k) for k in shots]
+    width = 0.8 / len(rows)
+    fig, axis = plt.subplots(figsize=(7, 3.6), dpi=100)
+    for i, row in enumerate(rows):
+        values = [100 * (row[kind][k] if kind == "fixed" else row[kind][k]["mean"]) if k in row[kind] else 0 for _, kind, k in groups]
+        errors = [100 * row["episodes"][k]["ci95"] if kind == "episodes" else 0 for _, kind, k in groups]
+        axis.bar([g + i * width for g in range(len(groups))], values, width, yerr=errors, capsize=3, label=row["name"])
+    axis.set_xticks([g + width * (len(rows) - 1) / 2 for g in range(len(groups))], [g[0] for g in groups])
+    low = min(100 * (r["fixed"].get(k, 1) if kind == "fixed" else r["episodes"][k]["mean"]) for r in rows for _, kind, k in groups)
+    axis.set_ylim(max(0, low - 10), 100)
+    axis.set_ylabel("accuracy (%)")
+    axis.set_title(f"{data_name}: bare encoder vs meta-trained checkpoints (95% CI on episodes)")
+    axis.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,196 @@
+"""The outer loop: episodes in, LoRA factors and inner-loop settings out.
+
+Deterministic for a seed (episode ``i`` depends only on the seed and ``i``; the LoRA
+init is seeded), resumable (model, best model and optimiser state are saved as
+safetensors plus a JSON file at every meta-validation), early-stopped on
+meta-validation accuracy, time-boxed, with mixed precision (bf16 autocast) on CUDA.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from models.episodes import EpisodeSampler, class_prototypes
+from models.meta.algorithms import make_algorithm
+from models.meta.data import MetaDataset
+from models.meta.model import MetaModel
+from models.meta.validation import calibrate_inner_loop, score, validation_sets
+
+STATE_TENSORS, STATE_JSON = "trainer_state.safetensors", "trainer_state.json"
+
+
+@dataclass
+class MetaTrainConfig:
+    algorithm: str = "protonet"
+    episodes: int = 400  # training episodes in total (outer steps = episodes / meta_batch)
+    meta_batch: int = 2
+    ways: int = 20
+    shots: tuple[int, ...] = (5, 10)
+    queries: int = 5
+    episode_mode: str = "hard"
+    hard_pool: int = 2
+    learning_rate: float = 5e-4  # outer learning rate of the LoRA factors
+    inner_learning_rate: float = 0.01  # outer learning rate of the learned inner loop (maml-head)
+    lora_rank: int = 8
+    lora_alpha: float = 16.0
+    lora_layers: int = 2
+    reptile_steps: int = 3
+    reptile_lr: float = 1e-3
+    val_every: int = 25  # outer steps between meta-validations
+    val_episodes: int = 2  # per data set and shot count
+    val_ways: int = 0  # 0: all classes of the valid split
+    val_shots: tuple[int, ...] = (5, 10)
+    patience: int = 4  # meta-validations without improvement before stopping
+    max_minutes: float = 12.0
+    seed: int = 0
+    calibrate: bool = True
+    calibrate_steps: tuple[int, ...] = (10, 25, 50, 100)
+    calibrate_episodes: int = 60
+    calibrate_ways: int = 40
+    calibrate_per_class: int = 30
+    inner_loop: dict = field(default_factory=dict)  # starting inner-loop settings
+
+
+def _subset(rows: list, per_class: int, seed: int) -> list[int]:
+    import random
+
+    groups: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        groups.setdefault(row.label, []).append(i)
+    rng = random.Random(seed)
+    return sorted(i for idx in groups.values() for i in rng.sample(idx, min(per_class, len(idx))))
+
+
+def _save_state(out: Path, model: MetaModel, best: dict, optimiser: torch.optim.Optimizer, info: dict) -> None:
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items() if "lora_" in k or k.startswith("inner.")}
+    tensors.update({f"best.{k}": v for k, v in best.items()})
+    groups = optimiser.state_dict()
+    for index, state in groups["state"].items():
+        for key, value in state.items():
+            tensors[f"opt.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    save_file(tensors, str(out / STATE_TENSORS))
+    (out / STATE_JSON).write_text(json.dumps({**info, "param_groups": groups["param_groups"]}, indent=1))
+
+
+def _load_state(out: Path, model: MetaModel, optimiser: torch.optim.Optimizer) -> tuple[dict, dict]:
+    tensors, info = load_file(str(out / STATE_TENSORS)), json.loads((out / STATE_JSON).read_text())
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=False)
+    state: dict[int, dict] = {}
+    for key, value in tensors.items():
+        if key.startswith("opt."):
+            _, index, name = key.split(".", 2)
+            state.setdefault(int(index), {})[name] = value
+    optimiser.load_state_dict({"state": state, "param_groups": info.pop("param_groups")})
+    return {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}, info
+
+
+def _trainable_state(model: MetaModel) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if "lora_" in k or k.startswith("inner.")}
+
+
+def meta_train(config: MetaTrainConfig, datasets: Sequence[MetaDataset], model: MetaModel, out: Path,
+               resume: bool = False, progress: bool = True, device: torch.device | None = None) -> dict:
+    """Meta-train ``model`` in place (ending at its best meta-validation state) and return metrics."""
+    from tqdm.auto import tqdm
+
+    device = device or torch.device("cpu")
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config.seed)
+    started = time.monotonic()
+    algorithm = make_algorithm(config.algorithm, config.reptile_steps, config.reptile_lr)
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    states = {d.name: d.train_states for d in datasets}
+
+    def embed_valid() -> dict[str, torch.Tensor]:
+        with amp:
+            return {d.name: model.embed_all(d.valid_states).float() for d in datasets}
+
+    samplers = []
+    for d in datasets:
+        vectors = None
+        if config.episode_mode != "uniform":  # class prototypes from the encoder as it starts
+            rows = _subset(d.train_rows, 20, config.seed)
+            with torch.no_grad(), amp:
+                vectors = class_prototypes([d.train_rows[i] for i in rows], model.embed(d.train_states, rows).float())
+        samplers += [EpisodeSampler(d.train_rows, config.ways, shot, config.queries, config.seed, config.episode_mode,
+                                    vectors, config.hard_pool, source=d.name) for shot in config.shots]
+    vsets = validation_sets(datasets, config.val_shots, config.val_episodes, config.val_ways, config.seed + 1)
+    groups = [{"params": model.encoder_parameters(), "lr": config.learning_rate}] if algorithm.trains_encoder else []
+    if algorithm.learns_inner and algorithm.trains_encoder:
+        model.inner.requires_grad_(True)
+        groups.append({"params": model.inner_parameters(), "lr": config.inner_learning_rate})
+    optimiser = torch.optim.Adam(groups or [{"params": [torch.zeros(1, requires_grad=True)]}])
+    total_steps = math.ceil(config.episodes / config.meta_batch) if algorithm.trains_encoder else 0
+    info = {"step": 0, "best_score": -1.0, "best_step": 0, "bad_validations": 0, "history": [], "stopped": "budget"}
+    best = _trainable_state(model)
+    if resume and (out / STATE_TENSORS).is_file():
+        best, info = _load_state(out, model, optimiser)
+    losses: list[float] = []
+    bar = tqdm(total=total_steps, initial=info["step"], desc=f"meta-train {config.algorithm}", disable=not progress)
+
+    def validate() -> None:
+        result = score(embed_valid(), vsets, model.inner.export())
+        row = {"step": info["step"], "episodes": info["step"] * config.meta_batch, "val": result,
+               "train_loss": sum(losses) / len(losses) if losses else None, "elapsed_s": round(time.monotonic() - started, 1)}
+        info["history"].append(row)
+        losses.clear()
+        if result["mean"] > info["best_score"]:
+            info.update(best_score=result["mean"], best_step=info["step"], bad_validations=0)
+            best.clear()
+            best.update(_trainable_state(model))
+        else:
+            info["bad_validations"] += 1
+        bar.set_postfix(val=f"{result['mean']:.4f}", best=f"{info['best_score']:.4f}")
+        _save_state(out, model, best, optimiser, info)
+
+    if not info["history"]:
+        validate()  # step 0: the starting encoder, so "no change" can win
+    while info["step"] < total_steps:
+        if info["bad_validations"] > config.patience:
+            info["stopped"] = "early stopping"
+            break
+        if time.monotonic() - started > config.max_minutes * 60:
+            info["stopped"] = "time limit"
+            break
+        optimiser.zero_grad(set_to_none=True)
+        for b in range(config.meta_batch):
+            index = info["step"] * config.meta_batch + b
+            episode = samplers[index % len(samplers)].episode(index // len(samplers))
+            with amp:
+                losses.append(algorithm.accumulate(model, episode, lambda ep, rows: model.embed(states[ep.source], rows).float(),
+                                                   1.0 / config.meta_batch))
+        if torch.isfinite(torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], 1.0)):
+            optimiser.step()  # a non-finite meta-gradient skips the step rather than poisoning the weights
+        info["step"] += 1
+        bar.update(1)
+        if info["step"] % config.val_every == 0 or info["step"] == total_steps:
+            validate()
+    bar.close()
+    model.load_state_dict(best, strict=False)
+    metrics = {"config": asdict(config), "stopped": info["stopped"], "best_step": info["best_step"],
+               "best_val": info["best_score"], "history": info["history"]}
+    if config.calibrate or not algorithm.trains_encoder:
+        train = {}
+        for d in datasets:
+            rows = _subset(d.train_rows, config.calibrate_per_class, config.seed)
+            with torch.no_grad(), amp:
+                train[d.name] = ([d.train_rows[i] for i in rows], model.embed(d.train_states, rows).float())
+        calibrated, table = calibrate_inner_loop(train, embed_valid(), vsets, model.inner.export(), config.calibrate_steps,
+                                                 config.calibrate_episodes, config.calibrate_ways, config.shots, seed=config.seed,
+                                                 progress=progress)
+        metrics["calibration"] = table
+        metrics["inner_loop"] = calibrated.to_dict()
+    else:
+        metrics["inner_loop"] = model.inner.export().to_dict()
+    metrics["final_val"] = max(row["mean"] for row in metrics.get("calibration", [{"mean": info["best_score"]}]))
+    metrics["wall_s"] = round(time.monotonic() - started, 1)
+    return metrics

@@ -1,0 +1,108 @@
+"""Meta-validation and inner-loop calibration, scored with the service's own adaptation.
+
+Validation episodes come from the ``valid`` split of each training data set: all of
+its classes by default (as the fixed-split benchmarks use all classes), at 5 and 10
+shots, the remaining rows of each class as queries. Scores are query accuracies of
+:func:`models.classifier.fit_adapter` heads, exactly what the server computes.
+
+Calibration is the Meta-SGD stage (Li et al. 2017): with the (possibly adapted)
+encoder frozen, learn log learning rate / log proximal / log scale by second-order
+differentiation through the inner loop on training episodes, once per candidate
+number of steps, and keep whichever candidate (or the starting settings) scores best
+on meta-validation: the steps are chosen by search, the rest by gradient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from models.classifier import fit_adapter
+from models.episodes import Episode, EpisodeSampler
+from models.inner_loop import InnerLoopConfig
+from models.meta.algorithms import maml_head_loss
+from models.meta.model import LearnedInnerLoop
+
+
+@dataclass
+class ValidationSet:
+    """Fixed validation episodes of one data set, with indices into its valid split."""
+
+    name: str
+    episodes: list[Episode]
+
+
+def validation_sets(datasets: Sequence, shots: Sequence[int], episodes: int, ways: int, seed: int) -> list[ValidationSet]:
+    sets = []
+    for data in datasets:
+        picked = []
+        for shot in shots:
+            sampler = EpisodeSampler(data.valid_rows, ways, shot, 10_000, seed=seed + 7919 * shot, source=data.name)
+            picked += sampler.take(episodes)
+        sets.append(ValidationSet(data.name, picked))
+    return sets
+
+
+def episode_accuracy(embeddings: torch.Tensor, episode: Episode, config: InnerLoopConfig) -> float:
+    """Query accuracy of the service's adapter fitted on the episode's support set."""
+    support = embeddings[list(episode.support_rows)]
+    labels = [episode.classes[i] for i in episode.support_labels]
+    adapter = fit_adapter(support, labels, config, "meta-validation")
+    predicted = adapter.probabilities(embeddings[list(episode.query_rows)]).argmax(-1).cpu()
+    truth = torch.tensor([adapter.labels.index(episode.classes[i]) for i in episode.query_labels])
+    return float((predicted == truth).float().mean())
+
+
+def score(embeddings_by_set: dict[str, torch.Tensor], sets: Sequence[ValidationSet], config: InnerLoopConfig) -> dict[str, float]:
+    """Mean query accuracy per data set and overall (``"mean"``, the early-stopping score)."""
+    result = {}
+    for vset in sets:
+        accuracies = [episode_accuracy(embeddings_by_set[vset.name], ep, config) for ep in vset.episodes]
+        result[vset.name] = sum(accuracies) / len(accuracies)
+    result["mean"] = sum(result[v.name] for v in sets) / len(sets)
+    return result
+
+
+def calibrate_inner_loop(
+    train: dict[str, tuple[list, torch.Tensor]],
+    valid_embeddings: dict[str, torch.Tensor],
+    sets: Sequence[ValidationSet],
+    start: InnerLoopConfig,
+    steps_grid: Sequence[int],
+    episodes: int = 60,
+    ways: int = 40,
+    shots: Sequence[int] = (5, 10),
+    learning_rate: float = 0.05,
+    seed: int = 0,
+    progress: bool = False,
+) -> tuple[InnerLoopConfig, list[dict]]:
+    """Learn the inner loop on ``train`` episodes (rows, frozen embeddings) for each steps value.
+
+    Returns the best config on meta-validation (possibly ``start`` itself) and the table
+    of candidates with their scores.
+    """
+    from tqdm.auto import tqdm
+
+    table = [{"candidate": "start", **start.to_dict(), **score(valid_embeddings, sets, start)}]
+    samplers = [EpisodeSampler(rows, ways, shot, 5, seed=seed + shot, source=name)
+                for name, (rows, _) in train.items() for shot in shots]
+    for steps in steps_grid:
+        learned = LearnedInnerLoop(InnerLoopConfig(steps, start.learning_rate, start.proximal, start.scale), learn=True)
+        optimiser = torch.optim.Adam(learned.parameters(), lr=learning_rate)
+        for index in tqdm(range(episodes), desc=f"calibrate steps={steps}", disable=not progress, leave=False):
+            sampler = samplers[index % len(samplers)]
+            episode = sampler.episode(index // len(samplers))
+            embeddings = train[episode.source][1]
+            support, query = embeddings[list(episode.support_rows)], embeddings[list(episode.query_rows)]
+            loss = maml_head_loss(support, episode.support_targets(), query, episode.query_targets(), episode.ways, learned.config())
+            optimiser.zero_grad()
+            if torch.isfinite(loss):
+                loss.backward()
+                if torch.isfinite(torch.nn.utils.clip_grad_norm_(learned.parameters(), 1.0)):
+                    optimiser.step()
+        config = learned.export()
+        table.append({"candidate": f"steps={steps}", **config.to_dict(), **score(valid_embeddings, sets, config)})
+    best = max(table, key=lambda row: row["mean"])
+    return InnerLoopConfig.from_dict(best), table

@@ -1,0 +1,55 @@
+"""The adaptation engine: embedding bytes, fitting, and predictions under concurrency."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import torch
+
+from app.services.engine import AdaptationEngine
+from models.inner_loop import InnerLoopConfig
+from tests.fakes import FakeEncoder
+from tests.helpers import SYNTHETIC, SYNTHETIC_QUERIES
+
+
+@pytest.fixture
+def engine() -> Iterator[AdaptationEngine]:
+    engine = AdaptationEngine(FakeEncoder(), InnerLoopConfig(steps=10), cache_bytes=1 << 20)
+    yield engine
+    engine.close()
+
+
+def test_embedding_bytes_round_trip_exactly(engine: AdaptationEngine) -> None:
+    embeddings = engine.embed(["play music", "set an alarm", "x"])
+    rows = engine.to_bytes(embeddings)
+    assert [len(row) for row in rows] == [4 * engine.encoder.dim] * 3
+    assert torch.equal(engine.from_bytes(rows), embeddings)
+
+
+def test_empty_input_embeds_to_an_empty_matrix(engine: AdaptationEngine) -> None:
+    assert engine.embed([]).shape == (0, engine.encoder.dim)
+
+
+def test_fit_then_predict(engine: AdaptationEngine) -> None:
+    texts = [text for texts in SYNTHETIC.values() for text in texts]
+    labels = [label for label, texts in SYNTHETIC.items() for _ in texts]
+    adapter, elapsed_ms = engine.fit(engine.embed(texts), labels)
+    assert elapsed_ms >= 0 and adapter.encoder_fingerprint == engine.fingerprint
+    predictions = engine.predict(adapter, [text for text, _ in SYNTHETIC_QUERIES], top_k=2)
+    assert [p.label for p in predictions] == [label for _, label in SYNTHETIC_QUERIES]
+
+
+def test_concurrent_predictions_each_get_their_own_rows(engine: AdaptationEngine) -> None:
+    texts = [text for texts in SYNTHETIC.values() for text in texts]
+    labels = [label for label, texts in SYNTHETIC.items() for _ in texts]
+    adapter, _ = engine.fit(engine.embed(texts), labels)
+    requests = [[text] * (1 + i % 3) for text, _ in SYNTHETIC_QUERIES for i in range(4)]
+    expected = [engine.predict(adapter, request, top_k=3) for request in requests]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda request: engine.predict(adapter, request, top_k=3), requests))
+    assert [[p.label for p in r] for r in results] == [[p.label for p in r] for r in expected]
+    for result, reference in zip(results, expected):
+        for got, want in zip(result, reference):
+            assert got.score == pytest.approx(want.score, abs=1e-6)

@@ -1,0 +1,45 @@
+"""Settings: environment variables, production safety, inner-loop overrides."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from app.settings import Settings
+from models.inner_loop import InnerLoopConfig
+
+
+def test_reads_fewshot_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FEWSHOT_MAX_TEXT_CHARS", "123")
+    monkeypatch.setenv("FEWSHOT_DATABASE_URL", "sqlite:///x.db")
+    settings = Settings(_env_file=None)
+    assert settings.max_text_chars == 123 and settings.database_url == "sqlite:///x.db"
+
+
+def test_production_refuses_unsafe_defaults() -> None:
+    with pytest.raises(ValidationError, match="ADMIN_KEY"):
+        Settings(_env_file=None, environment="production")
+    with pytest.raises(ValidationError, match="ADMIN_KEY"):
+        Settings(_env_file=None, environment="production", admin_key="short")
+    with pytest.raises(ValidationError, match="in-memory"):
+        Settings(_env_file=None, environment="production", admin_key="k" * 32, database_url="sqlite:///:memory:")
+    assert Settings(_env_file=None, environment="production", admin_key="k" * 32).environment == "production"
+
+
+def test_admin_key_is_secret() -> None:
+    settings = Settings(_env_file=None, admin_key="super-secret-admin-key-value")
+    assert "super-secret" not in repr(settings)
+
+
+def test_inner_loop_overrides_only_what_is_set() -> None:
+    learned = InnerLoopConfig(steps=7, learning_rate=0.3, proximal=0.2, scale=11.0)
+    assert Settings(_env_file=None).inner_loop(learned) == learned
+    overridden = Settings(_env_file=None, inner_steps=0, inner_scale=5.0).inner_loop(learned)
+    assert overridden == InnerLoopConfig(steps=0, learning_rate=0.3, proximal=0.2, scale=5.0)
+
+
+def test_limits_are_validated() -> None:
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None, max_labels_per_task=1)
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None, max_body_bytes=10)

@@ -1,0 +1,70 @@
+"""POST /v1/tenants: admin only; the returned key authenticates the tenant."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+
+from app.security import TENANT_KEY_PREFIX, hash_api_key
+from tests.helpers import admin_headers, bearer
+
+
+def test_admin_creates_a_tenant_with_a_one_time_key(client: TestClient, db_engine: Engine) -> None:
+    response = client.post("/v1/tenants", json={"name": "acme"}, headers=admin_headers())
+    assert response.status_code == 201
+    body = response.json()
+    assert body["name"] == "acme" and body["id"]
+    assert body["api_key"].startswith(TENANT_KEY_PREFIX)
+    with db_engine.connect() as connection:
+        stored = connection.execute(text("SELECT key_hash, prefix FROM api_keys")).all()
+    assert stored == [(hash_api_key(body["api_key"]), body["api_key"][:12])]  # only the hash is kept
+
+
+def test_keys_are_distinct_per_tenant(client: TestClient) -> None:
+    responses = [client.post("/v1/tenants", json={"name": f"t{i}"}, headers=admin_headers()) for i in range(3)]
+    keys = {response.json()["api_key"] for response in responses}
+    assert len(keys) == 3
+
+
+def test_without_admin_key_is_401(client: TestClient) -> None:
+    for headers in ({}, {"Authorization": "Basic dXNlcjpwYXNz"}, {"Authorization": "Bearer "}):
+        response = client.post("/v1/tenants", json={"name": "acme"}, headers=headers)
+        assert response.status_code == 401, headers
+        assert response.json()["error"] == "unauthorized"
+        assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_wrong_admin_key_is_403(client: TestClient) -> None:
+    response = client.post("/v1/tenants", json={"name": "acme"}, headers=bearer("not-the-admin-key"))
+    assert response.status_code == 403
+    assert response.json() == {"error": "forbidden", "detail": "this call needs the admin key"}
+
+
+def test_tenant_key_cannot_create_tenants(client: TestClient, tenant: dict[str, str]) -> None:
+    response = client.post("/v1/tenants", json={"name": "sneaky"}, headers=tenant)
+    assert response.status_code == 403
+    assert response.json()["error"] == "forbidden"
+
+
+def test_admin_key_is_not_a_tenant_key(client: TestClient) -> None:
+    response = client.get("/v1/tasks", headers=admin_headers())
+    assert response.status_code == 401
+    assert response.json()["error"] == "unauthorized"
+
+
+def test_task_routes_need_a_valid_tenant_key(client: TestClient) -> None:
+    calls = [("get", "/v1/tasks", None), ("post", "/v1/tasks", {"name": "t", "examples": []}),
+             ("get", "/v1/tasks/abc", None), ("delete", "/v1/tasks/abc", None),
+             ("post", "/v1/tasks/abc/predict", {"texts": ["a"]}), ("post", "/v1/tasks/abc/examples", {"examples": []})]
+    for headers in ({}, bearer("fsk_made-up-key")):
+        for method, path, body in calls:
+            response = client.request(method, path, json=body, headers=headers)
+            assert response.status_code == 401, (method, path, headers)
+            assert response.json()["error"] == "unauthorized"
+
+
+def test_tenant_name_is_validated(client: TestClient) -> None:
+    for body in ({"name": ""}, {}, {"name": "x", "extra": 1}, {"name": "x" * 201}):
+        response = client.post("/v1/tenants", json=body, headers=admin_headers())
+        assert response.status_code == 422, body
+        assert response.json()["error"] == "validation_error"

@@ -1,0 +1,68 @@
+"""The packaged MiniLM encoder on the committed BANKING77 / CLINC150 subsets (CPU)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+from models.classifier import fit_adapter, rank
+from models.encoder import TransformerEncoder
+from models.inner_loop import InnerLoopConfig
+from tests.helpers import load_fixture
+
+pytestmark = pytest.mark.real_encoder
+
+MARGIN = 0.05  # adaptation may cost at most this much accuracy against the prototypes
+
+
+@pytest.fixture(scope="module")
+def encoder() -> TransformerEncoder:
+    return TransformerEncoder(device="cpu")
+
+
+@pytest.fixture(scope="module")
+def embedded(encoder: TransformerEncoder) -> dict[str, tuple[torch.Tensor, list[str], torch.Tensor, list[str]]]:
+    """Per data set: support embeddings and labels, query embeddings and labels."""
+    result = {}
+    for name in ("banking77", "clinc150"):
+        support, query = load_fixture(name)
+        result[name] = (
+            encoder.encode([row["text"] for row in support]), [row["label"] for row in support],
+            encoder.encode([row["text"] for row in query]), [row["label"] for row in query],
+        )
+    return result
+
+
+def _accuracy(embedded: tuple[torch.Tensor, list[str], torch.Tensor, list[str]], config: InnerLoopConfig) -> float:
+    support, support_labels, query, query_labels = embedded
+    adapter = fit_adapter(support, support_labels, config, "real")
+    predictions = rank(adapter, query, 1)
+    return sum(p.label == label for p, label in zip(predictions, query_labels)) / len(query_labels)
+
+
+def test_embeddings_are_unit_norm_384_d_and_deterministic(encoder: TransformerEncoder) -> None:
+    texts = ["how do i activate my card?", "what's the weather like", "a", "x " * 300]
+    first = encoder.encode(texts)
+    assert first.shape == (4, 384) and first.dtype == torch.float32 and encoder.dim == 384
+    assert re.fullmatch(r"[0-9a-f]{16}", encoder.fingerprint)
+    torch.testing.assert_close(first.norm(dim=-1), torch.ones(4))
+    assert torch.equal(first, encoder.encode(texts))
+    # Batching (by length, padded) must not change a text's embedding beyond float noise.
+    torch.testing.assert_close(encoder.encode([texts[1]])[0], first[1], atol=1e-5, rtol=1e-4)
+
+
+def test_similar_texts_are_closer(encoder: TransformerEncoder) -> None:
+    a, b, c = encoder.encode(["i lost my phone", "my mobile was stolen", "what is the exchange rate for euros"])
+    assert float(a @ b) > float(a @ c)
+
+
+@pytest.mark.parametrize(("name", "chance"), [("banking77", 1 / 8), ("clinc150", 1 / 6)])
+def test_adapted_accuracy_beats_chance_and_keeps_up_with_prototypes(
+    embedded: dict, name: str, chance: float
+) -> None:
+    prototype_only = _accuracy(embedded[name], InnerLoopConfig(steps=0))
+    adapted = _accuracy(embedded[name], InnerLoopConfig())
+    assert adapted >= max(0.6, 4 * chance), (adapted, prototype_only)
+    assert adapted >= prototype_only - MARGIN, (adapted, prototype_only)

@@ -1,0 +1,89 @@
+"""The outer loop: deterministic, resumable, early-stopped, writes a loadable checkpoint."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.checkpoint import load_checkpoint
+from models.inner_loop import InnerLoopConfig
+from models.meta.data import MetaDataset
+from models.meta.model import MetaModel
+from models.meta.report import build_manifest, write_run
+from models.meta.trainer import MetaTrainConfig, meta_train
+from tests.models.meta_helpers import tiny_layers, toy_rows, toy_states
+
+CONFIG = MetaTrainConfig(
+    algorithm="protonet", episodes=8, meta_batch=2, ways=3, shots=(2,), queries=2, episode_mode="hard", learning_rate=0.01,
+    lora_rank=2, val_every=2, val_episodes=1, val_shots=(2,), patience=10, calibrate=False,
+    calibrate_steps=(2, 4), calibrate_episodes=3, calibrate_ways=3, inner_loop={"steps": 3, "learning_rate": 0.05},
+)
+
+
+def _data() -> list[MetaDataset]:
+    train, valid = toy_rows(5, 8, seed=0), toy_rows(5, 6, seed=1)
+    return [MetaDataset("toy", train, toy_states(train, seed=0, signal=0.2), valid, toy_states(valid, seed=1, signal=0.2),
+                        {"name": "toy", "path": "/nowhere/toy", "splits": {"train": {"sha256": "abc"}}})]
+
+
+def _model(config: MetaTrainConfig) -> MetaModel:
+    rank = 0 if config.algorithm == "metasgd" else config.lora_rank
+    return MetaModel(tiny_layers(1), 2, InnerLoopConfig.from_dict(config.inner_loop), rank=rank, alpha=4.0,
+                     learn_inner=config.algorithm in ("maml-head", "metasgd"))
+
+
+def _weights(model: MetaModel) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.state_dict().items() if "lora_" in k or k.startswith("inner.")}
+
+
+def test_same_seed_same_result(tmp_path: Path) -> None:
+    a, b = _model(CONFIG), _model(CONFIG)
+    metrics_a = meta_train(CONFIG, _data(), a, tmp_path / "a", progress=False)
+    metrics_b = meta_train(CONFIG, _data(), b, tmp_path / "b", progress=False)
+    assert [r["val"] for r in metrics_a["history"]] == [r["val"] for r in metrics_b["history"]]
+    assert all(torch.equal(x, y) for x, y in zip(_weights(a).values(), _weights(b).values()))
+    assert [r["step"] for r in metrics_a["history"]] == [0, 2, 4]  # step 0, then every 2 outer steps
+
+
+def test_resume_continues_where_it_stopped(tmp_path: Path) -> None:
+    no_early = replace(CONFIG, patience=100)
+    straight = _model(no_early)
+    full = meta_train(no_early, _data(), straight, tmp_path / "straight", progress=False)
+    first = meta_train(replace(no_early, episodes=4), _data(), _model(no_early), tmp_path / "resumed", progress=False)
+    assert first["history"][-1]["step"] == 2
+    resumed_model = _model(no_early)
+    resumed = meta_train(no_early, _data(), resumed_model, tmp_path / "resumed", resume=True, progress=False)
+    assert [r["step"] for r in resumed["history"]] == [r["step"] for r in full["history"]]
+    assert [r["val"]["mean"] for r in resumed["history"]] == pytest.approx([r["val"]["mean"] for r in full["history"]])
+    assert all(torch.allclose(x, y, atol=1e-6) for x, y in zip(_weights(resumed_model).values(), _weights(straight).values()))
+
+
+def test_early_stopping_and_best_state(tmp_path: Path) -> None:
+    config = replace(CONFIG, episodes=40, val_every=1, patience=0, learning_rate=0.5)  # a wild learning rate
+    model = _model(config)
+    metrics = meta_train(config, _data(), model, tmp_path / "es", progress=False)
+    assert metrics["stopped"] == "early stopping"
+    assert metrics["best_val"] == max(r["val"]["mean"] for r in metrics["history"])
+
+
+@pytest.mark.parametrize("algorithm", ["metasgd", "maml-head"])
+def test_calibration_and_checkpoint_files(tmp_path: Path, algorithm: str) -> None:
+    config = replace(CONFIG, algorithm=algorithm, episodes=4, calibrate=True)
+    model = _model(config)
+    metrics = meta_train(config, _data(), model, tmp_path / "run", progress=False)
+    assert {row["candidate"] for row in metrics["calibration"]} == {"start", "steps=2", "steps=4"}
+    assert metrics["final_val"] == max(row["mean"] for row in metrics["calibration"])
+    changed = model.trains_encoder and metrics["best_step"] > 0
+    manifest = build_manifest(base_encoder="tiny", base_sha256="0" * 64, datasets=[_data()[0].provenance], algorithm=algorithm,
+                              hyperparameters={}, inner_loop=metrics["inner_loop"], lora=model.lora_manifest() if changed else None,
+                              metrics=metrics, max_length=32)
+    write_run(tmp_path / "ckpt", manifest, metrics, model.encoder_tensors() if changed else None)
+    checkpoint = load_checkpoint(tmp_path / "ckpt")
+    assert checkpoint.inner_loop == InnerLoopConfig.from_dict(metrics["inner_loop"])
+    assert checkpoint.manifest["trained_on"][0]["name"] == "toy" and checkpoint.manifest["git_commit"]
+    assert (tmp_path / "ckpt" / "learning_curve.png").stat().st_size > 1000
+    assert json.loads((tmp_path / "ckpt" / "metrics.json").read_text())["config"]["algorithm"] == algorithm

@@ -1,0 +1,115 @@
+"""The ``fewshot meta-train`` and ``fewshot evaluate`` commands, end to end on a tiny model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.cli import build_parser, main
+from tests.models.meta_helpers import tiny_bert_dir, toy_dataset_dir
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("meta-cli")
+    return {
+        "encoder": tiny_bert_dir(root / "encoder"),
+        "alpha": toy_dataset_dir(root / "data" / "alpha", classes=6, seed=0, prefix="a"),
+        "beta": toy_dataset_dir(root / "data" / "beta", classes=5, seed=10, prefix="b"),
+        "root": root,
+    }
+
+
+def _meta_train(tiny: dict[str, Path], out: Path, *extra: str) -> int:
+    return main([
+        "meta-train", "--train-data", str(tiny["alpha"]), "--out", str(out), "--encoder-dir", str(tiny["encoder"]),
+        "--encoder-name", "tiny", "--cache-dir", str(tiny["root"] / "cache"), "--device", "cpu", "--no-progress",
+        "--episodes", "4", "--meta-batch", "2", "--ways", "3", "--shots", "2", "--queries", "2", "--lora-layers", "1",
+        "--val-every", "1", "--val-episodes", "1", "--calibrate-steps", "3", "--calibrate-episodes", "2",
+        "--calibrate-ways", "3", "--inner-steps", "3", *extra,
+    ])
+
+
+def test_parser_knows_the_commands() -> None:
+    args = build_parser().parse_args(["meta-train", "--train-data", "a", "--train-data", "b", "--out", "o", "--algorithm",
+                                      "reptile", "--search", "tpe", "--trials", "3", "--early-stopping-patience", "2"])
+    assert args.train_data == ["a", "b"] and args.algorithm == "reptile" and args.search == "tpe" and args.trials == 3
+    args = build_parser().parse_args(["evaluate", "--data", "d", "--checkpoint", "x", "--checkpoint", "none", "--shots", "5"])
+    assert args.checkpoint == ["x", "none"] and args.shots == [5] and args.episodes == 200
+
+
+def test_cli_module_does_not_import_torch() -> None:
+    """``fewshot serve`` must start fast: the training stack is imported inside the commands."""
+    code = "import sys, app.cli; print(any(m in sys.modules for m in ('torch', 'optuna', 'matplotlib', 'models.meta')))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("algorithm", ["fomaml", "metasgd"])
+def test_meta_train_then_evaluate_on_another_data_set(tiny: dict[str, Path], tmp_path: Path, algorithm: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "ckpt"
+    assert _meta_train(tiny, out, "--algorithm", algorithm) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["algorithm"] == algorithm and manifest["trained_on"][0]["name"] == "alpha"
+    assert manifest["base_encoder"] == "tiny" and len(manifest["base_encoder_sha256"]) == 64
+    assert set(manifest["inner_loop"]) == {"steps", "learning_rate", "proximal", "scale"}
+    assert (out / "metrics.json").is_file() and (out / "learning_curve.png").is_file()
+    if algorithm == "metasgd":
+        assert not (out / "encoder.safetensors").exists()  # the encoder is untouched
+    results = tmp_path / "eval"
+    code = main(["evaluate", "--data", str(tiny["beta"]), "--checkpoint", str(out), "--episodes", "5", "--ways", "3",
+                 "--queries", "2", "--out", str(results), "--encoder-dir", str(tiny["encoder"]), "--device", "cpu",
+                 "--cache-dir", str(tiny["root"] / "cache"), "--no-progress"])
+    assert code == 0
+    table = (results / "results.md").read_text()
+    assert "bare" in table and "ckpt" in table and "fixed 5-shot" in table
+    figures = json.loads((results / "results.json").read_text())["results"]
+    assert [row["name"] for row in figures] == ["bare", "ckpt"]
+    assert figures[0]["episodes"]["5"]["n"] == 5 and 0 <= figures[1]["fixed"]["10"] <= 1
+    assert (results / "results.png").stat().st_size > 1000
+    assert "beta" in json.loads((out / "manifest.json").read_text())["evaluation"]
+
+
+def test_resume_flag_continues_a_run(tiny: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "ckpt"
+    assert _meta_train(tiny, out, "--algorithm", "protonet", "--no-calibrate") == 0
+    first = json.loads((out / "metrics.json").read_text())["history"]
+    assert _meta_train(tiny, out, "--algorithm", "protonet", "--no-calibrate", "--episodes", "8", "--resume") == 0
+    history = json.loads((out / "metrics.json").read_text())["history"]
+    assert history[: len(first)] == first and history[-1]["step"] == 4
+
+
+def test_search_keeps_the_best_trial(tiny: dict[str, Path], tmp_path: Path) -> None:
+    pytest.importorskip("optuna")
+    out = tmp_path / "searched"
+    assert _meta_train(tiny, out, "--algorithm", "metasgd", "--search", "random", "--trials", "2") == 0
+    record = json.loads((out / "search.json").read_text())
+    assert len(record["trials"]) == 2 and record["best_score"] == max(t["score"] for t in record["trials"])
+    assert json.loads((out / "manifest.json").read_text())["search"]["sampler"] == "random"
+
+
+def _leaky_checkpoint(path: Path, name: str, data_dir: Path, sha: str | None = None) -> Path:
+    path.mkdir(parents=True)
+    splits = {"train": {"split": "train", "sha256": sha or "f" * 64}}
+    (path / "manifest.json").write_text(json.dumps({"trained_on": [{"name": name, "path": str(data_dir), "splits": splits}]}))
+    return path
+
+
+def test_evaluate_refuses_a_data_set_the_checkpoint_was_trained_on(tiny: dict[str, Path], tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from models.meta.data import file_sha256
+
+    by_name = _leaky_checkpoint(tmp_path / "by-name", "alpha", tmp_path / "elsewhere")
+    assert main(["evaluate", "--data", str(tiny["alpha"]), "--checkpoint", str(by_name), "--no-record"]) == 2
+    assert "leak" in capsys.readouterr().err
+    # a renamed copy is caught by the files' sha256
+    copy = tmp_path / "renamed"
+    copy.mkdir()
+    (copy / "train.jsonl").write_bytes((tiny["alpha"] / "train.jsonl").read_bytes())
+    by_hash = _leaky_checkpoint(tmp_path / "by-hash", "alpha", tiny["alpha"], file_sha256(tiny["alpha"] / "train.jsonl"))
+    assert main(["evaluate", "--data", str(copy), "--checkpoint", str(by_hash), "--no-record"]) == 2
+    assert "meta-trained on 'alpha'" in capsys.readouterr().err
