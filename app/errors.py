@@ -37,7 +37,7 @@ class LimitExceeded(DomainError):
 
 
 class InvalidInput(DomainError):
-    status_code, code = 422, "invalid_input"
+    status_code, code = 422, "validation_error"
 
 
 class Overloaded(DomainError):

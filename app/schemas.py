@@ -31,15 +31,43 @@ class ExampleIn(BaseModel):
     label: str = Field(min_length=1, description="its intent label (limit: FEWSHOT_MAX_LABEL_CHARS)")
 
 
+class LabelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, description="the label")
+    description: str | None = Field(None, description="what it means; used as a zero-shot prototype (default: the name)")
+
+
 class TaskCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)
-    examples: list[ExampleIn] = Field(min_length=2, description="at least two labels, one example each")
+    examples: list[ExampleIn] = Field(default_factory=list, description="labelled examples")
+    labels: list[LabelIn] = Field(default_factory=list, description="declared labels; may have no examples (zero-shot)")
+    out_of_scope: list[str] = Field(default_factory=list, description="texts that belong to no label (negatives)")
+    oos_threshold: float | None = Field(None, description="override of the calibrated out-of-scope threshold")
 
 
 class ExamplesAppend(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    examples: list[ExampleIn] = Field(min_length=1)
+    examples: list[ExampleIn] = Field(default_factory=list)
+    labels: list[LabelIn] = Field(default_factory=list)
+    out_of_scope: list[str] = Field(default_factory=list)
+
+
+class ExamplesRemove(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    example_ids: list[int] = Field(default_factory=list, description="ids from GET /v1/tasks/{id}/examples")
+    labels: list[str] = Field(default_factory=list, description="labels to drop with all their examples")
+
+
+class Rollback(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int = Field(ge=1, description="the earlier version whose content becomes the new version")
+
+
+class TaskUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, min_length=1, max_length=200)
+    oos_threshold: float | None = Field(None, description="set the override; null clears it")
 
 
 class TaskOut(BaseModel):
@@ -47,8 +75,13 @@ class TaskOut(BaseModel):
     name: str
     version: int
     labels: list[str]
-    num_examples: int
-    adapted_ms: float = Field(description="server-side time to embed the support set and adapt, ms")
+    label_descriptions: dict[str, str] = Field(description="declared labels that carry a description")
+    num_examples: int = Field(description="in-scope examples in this version")
+    num_out_of_scope: int = Field(description="out-of-scope (negative) examples in this version")
+    adapted_ms: float = Field(description="server-side time to embed the new texts and adapt, ms")
+    temperature: float = Field(description="per-task calibration temperature")
+    oos_threshold: float | None = Field(description="in-scope score below which predict answers out of scope")
+    oos_threshold_override: float | None
     created_at: datetime
     updated_at: datetime
 
@@ -58,23 +91,84 @@ class TaskList(BaseModel):
     total: int
 
 
+class VersionOut(BaseModel):
+    version: int
+    change: str | None = Field(description="create, append, remove or rollback")
+    parent_version: int | None
+    labels: list[str]
+    num_examples: int
+    adapted_ms: float
+    created_at: datetime
+
+
+class VersionList(BaseModel):
+    current: int
+    versions: list[VersionOut]
+
+
+class ExampleOut(BaseModel):
+    id: int
+    text: str
+    label: str | None = Field(description="null for an out-of-scope example")
+
+
+class ExampleList(BaseModel):
+    version: int
+    examples: list[ExampleOut]
+    label_descriptions: dict[str, str]
+
+
 class PredictIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     texts: list[str] = Field(min_length=1)
     top_k: int = Field(3, ge=1)
+    version: int | None = Field(None, ge=1, description="pin a version (default: the current one)")
 
 
 class LabelScore(BaseModel):
     label: str
-    score: float = Field(description="probability")
+    score: float = Field(description="calibrated probability")
 
 
 class PredictionOut(BaseModel):
-    label: str
-    score: float
+    label: str | None = Field(description="the predicted label; null when out of scope")
+    score: float = Field(description="calibrated probability of the best label")
     top_k: list[LabelScore]
+    out_of_scope: bool
+    ambiguous: bool = Field(description="the two best labels are too close to call")
+    in_scope_score: float = Field(description="similarity to the nearest label; compared with oos_threshold")
 
 
 class PredictOut(BaseModel):
     version: int
     predictions: list[PredictionOut]
+
+
+class EvaluateExample(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1)
+    label: str | None = Field(description="gold label; null marks an out-of-scope text")
+
+
+class EvaluateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    examples: list[EvaluateExample] = Field(min_length=1)
+    version: int | None = Field(None, ge=1)
+
+
+class EvaluateOut(BaseModel):
+    version: int
+    report: dict = Field(description="accuracy, macro_f1, per_label, confusions, out_of_scope")
+
+
+class TaskDocument(BaseModel):
+    """A whole task as one JSON document, for moving it between deployments."""
+
+    format: str = Field("fewshot-task", pattern="^fewshot-task$")
+    format_version: int = Field(1, ge=1, le=1)
+    name: str = Field(min_length=1, max_length=200)
+    version: int | None = Field(None, description="the exported version (ignored on import)")
+    labels: list[LabelIn] = Field(default_factory=list)
+    examples: list[ExampleIn] = Field(default_factory=list)
+    out_of_scope: list[str] = Field(default_factory=list)
+    settings: dict = Field(default_factory=dict, description="oos_threshold")

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     queue_max_texts: int = Field(8192, ge=1, description="queued texts before 503 Retry-After")
     max_concurrent_requests: int = Field(64, ge=1, description="worker threads for request handling")
 
+    # Out-of-scope rejection and ambiguity (per task, calibrated from its support set).
+    oos_reject_quantile: float = Field(0.05, ge=0, le=0.5, description="share of held-out in-scope support texts the default threshold rejects")
+    ambiguity_margin: float = Field(0.1, ge=0, le=1, description="top-2 probability gap below which a prediction is ambiguous")
+
     # Inner-loop overrides; unset values come from the checkpoint (or the defaults).
     inner_steps: int | None = Field(None, ge=0, le=1000)
     inner_learning_rate: float | None = Field(None, gt=0)

@@ -8,15 +8,17 @@ produced the embeddings, so an adapter is never applied to the wrong encoder.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from models.head import HeadParams, head_probabilities
 
-ADAPTER_FORMAT_VERSION = 1
+ADAPTER_FORMAT_VERSION = 2
+READABLE_FORMAT_VERSIONS = (1, 2)  # 1: no calibration fields (temperature 1, no threshold)
 
 
 class AdapterFormatError(ValueError):
@@ -29,19 +31,25 @@ class Adapter:
     params: HeadParams
     scale: float
     encoder_fingerprint: str
+    temperature: float = 1.0
+    oos_threshold: float | None = None
 
     @property
     def num_bytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self.params.values())
 
     def probabilities(self, embeddings: torch.Tensor) -> torch.Tensor:
-        """``[n, len(labels)]`` class probabilities for unit-norm embeddings."""
+        """``[n, len(labels)]`` calibrated class probabilities for unit-norm embeddings."""
         params = {name: value.to(embeddings.device) for name, value in self.params.items()}
-        return head_probabilities(params, embeddings, self.scale)
+        return head_probabilities(params, embeddings, self.scale / self.temperature)
+
+    def in_scope_scores(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """Highest cosine similarity to a class weight; below ``oos_threshold`` is out of scope."""
+        weight = F.normalize(self.params["weight"].to(embeddings.device), dim=-1)
+        return (F.normalize(embeddings, dim=-1) @ weight.T).max(dim=-1).values
 
     def to(self, device: torch.device | str) -> "Adapter":
-        params = {name: value.to(device) for name, value in self.params.items()}
-        return Adapter(self.labels, params, self.scale, self.encoder_fingerprint)
+        return replace(self, params={name: value.to(device) for name, value in self.params.items()})
 
     def to_bytes(self) -> bytes:
         metadata = {
@@ -49,6 +57,8 @@ class Adapter:
             "labels": json.dumps(list(self.labels)),
             "scale": repr(float(self.scale)),
             "encoder_fingerprint": self.encoder_fingerprint,
+            "temperature": repr(float(self.temperature)),
+            "oos_threshold": "" if self.oos_threshold is None else repr(float(self.oos_threshold)),
         }
         tensors = {name: value.detach().to("cpu", torch.float32).contiguous() for name, value in self.params.items()}
         return save_safetensors(tensors, metadata=metadata)
@@ -65,14 +75,16 @@ class Adapter:
             version = int(metadata.get("format_version", -1))
         except (TypeError, ValueError) as error:
             raise AdapterFormatError(f"adapter format version is not a number: {error}") from error
-        if version != ADAPTER_FORMAT_VERSION:
-            raise AdapterFormatError(f"adapter format {version}, this code reads {ADAPTER_FORMAT_VERSION}")
+        if version not in READABLE_FORMAT_VERSIONS:
+            raise AdapterFormatError(f"adapter format {version}, this code reads {READABLE_FORMAT_VERSIONS}")
         try:
             labels = tuple(json.loads(metadata["labels"]))
             scale, fingerprint = float(metadata["scale"]), metadata["encoder_fingerprint"]
             rows = tensors["weight"].shape[0]
+            temperature = float(metadata.get("temperature", 1.0))
+            threshold = float(metadata["oos_threshold"]) if metadata.get("oos_threshold") else None
         except (KeyError, TypeError, ValueError) as error:
             raise AdapterFormatError(f"adapter lacks a field or tensor: {error}") from error
         if rows != len(labels):
             raise AdapterFormatError("adapter weight rows do not match its labels")
-        return cls(labels, tensors, scale, fingerprint)
+        return cls(labels, tensors, scale, fingerprint, temperature, threshold)

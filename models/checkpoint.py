@@ -23,7 +23,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from models.encoder import TransformerEncoder, packaged_encoder_path
+from models.encoder import TransformerEncoder, packaged_encoder_path, weights_sha256
 from models.inner_loop import InnerLoopConfig
 from models.lora import lora_targets, merge_lora, split_lora
 
@@ -129,6 +129,12 @@ def build_encoder(
     """The base encoder with the checkpoint's weight changes (replacements, merged LoRA) applied."""
     overrides = None
     if checkpoint is not None:
+        expected = checkpoint.manifest.get("base_encoder_sha256")
+        if expected and checkpoint.fingerprint != "bare":
+            actual = weights_sha256(Path(encoder_dir) if encoder_dir else packaged_encoder_path())
+            if actual != expected:
+                raise ValueError(f"checkpoint {checkpoint.path} was trained on base encoder {expected[:12]}…, "
+                                 f"not on {actual[:12]}…: its weight changes do not apply")
         overrides = checkpoint.encoder_weights
         if checkpoint.lora_factors:
             overrides = checkpoint.weight_overrides(base_tensors(encoder_dir, lora_targets(checkpoint.lora_factors)))

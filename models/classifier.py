@@ -13,15 +13,33 @@ from typing import Sequence
 import torch
 
 from models.adapter import Adapter
+from models.calibration import TaskCalibration, calibrate
 from models.encoder import TextEncoder
+from models.head import HeadParams, prototype_init
 from models.inner_loop import InnerLoopConfig, adapt
 
 
 @dataclass(frozen=True)
 class Prediction:
-    label: str
+    label: str | None
     score: float
     top_k: list[tuple[str, float]]
+    in_scope_score: float = 1.0
+    out_of_scope: bool = False
+    ambiguous: bool = False
+
+
+def continual_init(previous: Adapter, embeddings: torch.Tensor, targets: torch.Tensor,
+                   label_order: Sequence[str]) -> HeadParams:
+    """Start from the previous adapter's rows; labels it lacks start at their prototypes."""
+    fresh = prototype_init(embeddings, targets, len(label_order))
+    old_index = {label: i for i, label in enumerate(previous.labels)}
+    weight, bias = fresh["weight"].clone(), fresh["bias"].clone()
+    for row, label in enumerate(label_order):
+        if label in old_index:
+            weight[row] = previous.params["weight"][old_index[label]].to(weight.device)
+            bias[row] = previous.params["bias"][old_index[label]].to(bias.device)
+    return {"weight": weight, "bias": bias}
 
 
 def fit_adapter(
@@ -29,25 +47,58 @@ def fit_adapter(
     labels: Sequence[str],
     config: InnerLoopConfig,
     encoder_fingerprint: str,
+    previous: Adapter | None = None,
+    negatives: torch.Tensor | None = None,
+    calibrated: bool = False,
+    reject_quantile: float = 0.05,
 ) -> Adapter:
-    """Adapt a head to support embeddings; labels are sorted so the order is stable."""
+    """Adapt a head to support embeddings; labels are sorted so the order is stable.
+
+    ``previous`` makes this a continual update: the head starts from (and is pulled
+    toward) the previous adapter instead of the prototypes. ``calibrated`` also fits
+    the temperature and out-of-scope threshold (models.calibration), using
+    ``negatives`` (embeddings of out-of-scope examples) when given.
+    """
     label_order = tuple(sorted(set(labels)))
     index = {label: i for i, label in enumerate(label_order)}
     targets = torch.tensor([index[label] for label in labels], device=embeddings.device)
-    params = adapt(embeddings, targets, len(label_order), config)
-    return Adapter(label_order, params, config.scale, encoder_fingerprint)
+    init = continual_init(previous, embeddings, targets, label_order) if previous is not None else None
+    params = adapt(embeddings, targets, len(label_order), config, init=init)
+    calibration = (
+        calibrate(embeddings, targets, len(label_order), config, negatives, reject_quantile)
+        if calibrated
+        else TaskCalibration()
+    )
+    return Adapter(label_order, params, config.scale, encoder_fingerprint, calibration.temperature,
+                   calibration.oos_threshold)
 
 
-def rank(adapter: Adapter, embeddings: torch.Tensor, top_k: int) -> list[Prediction]:
-    """Top-k labels with probabilities per row; one host transfer for the whole batch."""
+def rank(
+    adapter: Adapter,
+    embeddings: torch.Tensor,
+    top_k: int,
+    oos_threshold: float | None = None,
+    ambiguity_margin: float = 0.0,
+) -> list[Prediction]:
+    """Top-k labels with probabilities per row; one host transfer for the whole batch.
+
+    A row whose in-scope score falls below the threshold (``oos_threshold``, else the
+    adapter's own) is out of scope: its label is None. A row whose two best
+    probabilities differ by less than ``ambiguity_margin`` is flagged ambiguous.
+    """
     probabilities = adapter.probabilities(embeddings)
+    threshold = oos_threshold if oos_threshold is not None else adapter.oos_threshold
+    in_scope = adapter.in_scope_scores(embeddings).cpu().tolist()
     k = min(top_k, len(adapter.labels))
-    scores, indices = probabilities.topk(max(k, 1), dim=-1)
+    scores, indices = probabilities.topk(max(k, min(2, len(adapter.labels))), dim=-1)
     scores, indices = scores.cpu().tolist(), indices.cpu().tolist()
     predictions = []
-    for row_scores, row_indices in zip(scores, indices):
+    for row_scores, row_indices, similarity in zip(scores, indices, in_scope):
         ranked = [(adapter.labels[i], s) for i, s in zip(row_indices, row_scores)]
-        predictions.append(Prediction(ranked[0][0], ranked[0][1], ranked[:k]))
+        rejected = threshold is not None and similarity < threshold
+        close = len(ranked) > 1 and ranked[0][1] - ranked[1][1] < ambiguity_margin
+        predictions.append(Prediction(None if rejected else ranked[0][0], ranked[0][1], ranked[:k], similarity,
+                                      rejected, close))
     return predictions
 
 
@@ -58,10 +109,11 @@ class FewShotClassifier:
         self.encoder = encoder
         self.config = config
 
-    def fit(self, texts: Sequence[str], labels: Sequence[str]) -> tuple[Adapter, float]:
+    def fit(self, texts: Sequence[str], labels: Sequence[str], calibrated: bool = False) -> tuple[Adapter, float]:
         """Embed and adapt; returns the adapter and the wall time in milliseconds."""
         started = time.perf_counter()
-        adapter = fit_adapter(self.encoder.encode(texts), labels, self.config, self.encoder.fingerprint)
+        adapter = fit_adapter(self.encoder.encode(texts), labels, self.config, self.encoder.fingerprint,
+                              calibrated=calibrated)
         return adapter, (time.perf_counter() - started) * 1000
 
     def predict(self, adapter: Adapter, texts: Sequence[str], top_k: int = 1) -> list[Prediction]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -11,6 +12,8 @@ import pytest
 
 from app.cli import build_parser, main
 from tests.models.meta_helpers import tiny_bert_dir, toy_dataset_dir
+
+HAS_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None  # optional extra [meta]
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +60,8 @@ def test_meta_train_then_evaluate_on_another_data_set(tiny: dict[str, Path], tmp
     assert manifest["algorithm"] == algorithm and manifest["trained_on"][0]["name"] == "alpha"
     assert manifest["base_encoder"] == "tiny" and len(manifest["base_encoder_sha256"]) == 64
     assert set(manifest["inner_loop"]) == {"steps", "learning_rate", "proximal", "scale"}
-    assert (out / "metrics.json").is_file() and (out / "learning_curve.png").is_file()
+    assert (out / "metrics.json").is_file()
+    assert (out / "learning_curve.png").is_file() or not HAS_MATPLOTLIB
     if algorithm == "metasgd":
         assert not (out / "encoder.safetensors").exists()  # the encoder is untouched
     results = tmp_path / "eval"
@@ -70,7 +74,7 @@ def test_meta_train_then_evaluate_on_another_data_set(tiny: dict[str, Path], tmp
     figures = json.loads((results / "results.json").read_text())["results"]
     assert [row["name"] for row in figures] == ["bare", "ckpt"]
     assert figures[0]["episodes"]["5"]["n"] == 5 and 0 <= figures[1]["fixed"]["10"] <= 1
-    assert (results / "results.png").stat().st_size > 1000
+    assert (results / "results.png").is_file() or not HAS_MATPLOTLIB
     assert "beta" in json.loads((out / "manifest.json").read_text())["evaluation"]
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, LargeBinary, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, MetaData, String, Text, UniqueConstraint
+from sqlalchemy.sql.expression import false as sa_false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -52,6 +53,7 @@ class Task(Base):
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     version: Mapped[int] = mapped_column(Integer, default=1)
+    oos_threshold_override: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
@@ -69,12 +71,14 @@ class Example(Base):
     text: Mapped[str] = mapped_column(Text)
     label: Mapped[str] = mapped_column(String(200))
     version_added: Mapped[int] = mapped_column(Integer)
+    out_of_scope: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     embedding_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class AdapterVersion(Base):
-    """One immutable adapter per task version: safetensors bytes plus provenance."""
+    """One immutable task version: its example set (ids), its labels with their
+    descriptions, the adapter (safetensors bytes), its calibration and provenance."""
 
     __tablename__ = "adapter_versions"
     __table_args__ = (UniqueConstraint("task_id", "version", name="uq_adapter_versions_task_id_version"),)
@@ -88,4 +92,10 @@ class AdapterVersion(Base):
     num_examples: Mapped[int] = mapped_column(Integer)
     adapted_ms: Mapped[float] = mapped_column(Float)
     tensors: Mapped[bytes] = mapped_column(LargeBinary)
+    example_ids: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
+    label_descriptions: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
+    temperature: Mapped[float | None] = mapped_column(Float, nullable=True)
+    oos_threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
+    change: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    parent_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

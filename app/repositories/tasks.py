@@ -1,10 +1,10 @@
-"""Tasks, their support examples and their adapter versions, always scoped to a tenant."""
+"""Tasks, their support examples and their versions, always scoped to a tenant."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from app.db.tables import AdapterVersion, Example, Task
@@ -43,49 +43,48 @@ class TaskRepository:
         self.session.delete(task)
         self.session.flush()
 
-    def bump_version(self, task: Task) -> int:
-        task.version += 1
-        self.session.flush()
-        return task.version
-
-    # --- examples ---------------------------------------------------------------
-    def add_examples(self, task_id: str, version: int, rows: Sequence[tuple[str, str, bytes, str]]) -> None:
-        """rows: (text, label, embedding bytes, encoder fingerprint)."""
-        self.session.add_all(
-            Example(task_id=task_id, text=t, label=l, version_added=version, embedding=e, embedding_fingerprint=f)
-            for t, l, e, f in rows
-        )
-        self.session.flush()
-
-    def examples(self, task_id: str, up_to_version: int) -> Sequence[Example]:
-        statement = (
-            select(Example)
-            .where(Example.task_id == task_id, Example.version_added <= up_to_version)
-            .order_by(Example.id)
-        )
-        return self.session.scalars(statement).all()
-
-    def count_examples(self, task_id: str) -> int:
-        statement = select(func.count()).select_from(Example).where(Example.task_id == task_id)
+    def latest_version(self, task_id: str) -> int:
+        statement = select(func.max(AdapterVersion.version)).where(AdapterVersion.task_id == task_id)
         return self.session.scalar(statement) or 0
 
-    def set_embeddings(self, updates: Sequence[tuple[int, bytes]], fingerprint: str) -> None:
-        for example_id, data in updates:
-            self.session.execute(
-                update(Example)
-                .where(Example.id == example_id)
-                .values(embedding=data, embedding_fingerprint=fingerprint)
-            )
+    # --- examples ---------------------------------------------------------------
+    def add_examples(self, task_id: str, version: int, rows: Sequence[tuple[str, str, bool, bytes, str]]) -> list[Example]:
+        """rows: (text, label, out_of_scope, embedding bytes, encoder fingerprint); returns them with ids."""
+        created = [
+            Example(task_id=task_id, text=t, label=l, out_of_scope=o, version_added=version, embedding=e,
+                    embedding_fingerprint=f)
+            for t, l, o, e, f in rows
+        ]
+        self.session.add_all(created)
+        self.session.flush()
+        return created
 
-    # --- adapters ---------------------------------------------------------------
-    def add_adapter(self, adapter: AdapterVersion) -> None:
-        self.session.add(adapter)
+    def examples_by_ids(self, task_id: str, ids: Sequence[int]) -> list[Example]:
+        """The task's examples with these ids, in the order of ``ids``."""
+        if not ids:
+            return []
+        found: dict[int, Example] = {}
+        for start in range(0, len(ids), 900):  # stay under SQLite's bound-parameter limit
+            chunk = list(ids[start : start + 900])
+            statement = select(Example).where(Example.task_id == task_id, Example.id.in_(chunk))
+            found.update((row.id, row) for row in self.session.scalars(statement))
+        return [found[i] for i in ids if i in found]
+
+    # --- versions ---------------------------------------------------------------
+    def add_version(self, row: AdapterVersion) -> None:
+        self.session.add(row)
         self.session.flush()
 
-    def adapter(self, task_id: str, version: int) -> AdapterVersion | None:
+    def version(self, task_id: str, version: int) -> AdapterVersion | None:
         statement = select(AdapterVersion).where(AdapterVersion.task_id == task_id, AdapterVersion.version == version)
         return self.session.scalars(statement).first()
 
-    def replace_adapter_tensors(self, row: AdapterVersion, tensors: bytes, fingerprint: str, adapted_ms: float) -> None:
-        row.tensors, row.encoder_fingerprint, row.adapted_ms = tensors, fingerprint, adapted_ms
+    def versions(self, task_id: str) -> Sequence[AdapterVersion]:
+        statement = select(AdapterVersion).where(AdapterVersion.task_id == task_id).order_by(AdapterVersion.version)
+        return self.session.scalars(statement).all()
+
+    def replace_adapter(self, row: AdapterVersion, tensors: bytes, fingerprint: str, format_version: int,
+                        temperature: float, oos_threshold: float | None) -> None:
+        row.tensors, row.encoder_fingerprint, row.format_version = tensors, fingerprint, format_version
+        row.temperature, row.oos_threshold = temperature, oos_threshold
         self.session.flush()

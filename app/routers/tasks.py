@@ -1,3 +1,5 @@
+"""Task endpoints: translate HTTP to TaskService calls and results to bodies."""
+
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -7,9 +9,11 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from app.deps import current_tenant, get_task_service
 from app.schemas import (
-    ErrorBody, ExamplesAppend, LabelScore, PredictIn, PredictionOut, PredictOut, TaskCreate, TaskList, TaskOut,
+    ErrorBody, EvaluateIn, EvaluateOut, ExampleList, ExampleOut, ExamplesAppend, ExamplesRemove, LabelIn,
+    LabelScore, PredictIn, PredictionOut, PredictOut, Rollback, TaskCreate, TaskDocument, TaskList, TaskOut,
+    TaskUpdate, VersionList, VersionOut,
 )
-from app.services.tasks import TaskService
+from app.services.tasks import UNSET, Change, TaskService
 
 router = APIRouter(
     prefix="/v1/tasks",
@@ -20,9 +24,24 @@ Tenant = Annotated[str, Depends(current_tenant)]
 Tasks = Annotated[TaskService, Depends(get_task_service)]
 
 
+def _change(examples: list, labels: list[LabelIn], out_of_scope: list[str]) -> Change:
+    return Change(
+        examples=[(e.text, e.label) for e in examples],
+        labels={label.name: label.description for label in labels} if labels else None,
+        out_of_scope=list(out_of_scope),
+    )
+
+
 @router.post("", status_code=201, response_model=TaskOut, summary="Create a task; its adapter is ready on return")
 def create_task(body: TaskCreate, tenant: Tenant, tasks: Tasks) -> TaskOut:
-    view = tasks.create(tenant, body.name, [(e.text, e.label) for e in body.examples])
+    view = tasks.create(tenant, body.name, _change(body.examples, body.labels, body.out_of_scope), body.oos_threshold)
+    return TaskOut(**asdict(view))
+
+
+@router.post("/import", status_code=201, response_model=TaskOut, summary="Create a task from an exported document")
+def import_task(body: TaskDocument, tenant: Tenant, tasks: Tasks) -> TaskOut:
+    change = _change(body.examples, body.labels, body.out_of_scope)
+    view = tasks.create(tenant, body.name, change, body.settings.get("oos_threshold"))
     return TaskOut(**asdict(view))
 
 
@@ -34,32 +53,82 @@ def list_tasks(
     return TaskList(tasks=[TaskOut(**asdict(view)) for view in views], total=total)
 
 
-@router.get("/{task_id}", response_model=TaskOut, summary="One task")
+@router.get("/{task_id}", response_model=TaskOut, summary="One task (its current version)")
 def get_task(task_id: str, tenant: Tenant, tasks: Tasks) -> TaskOut:
     return TaskOut(**asdict(tasks.get(tenant, task_id)))
 
 
-@router.delete("/{task_id}", status_code=204, summary="Delete a task, its examples and adapters")
+@router.patch("/{task_id}", response_model=TaskOut, summary="Rename, or set/clear the out-of-scope threshold override")
+def update_task(task_id: str, body: TaskUpdate, tenant: Tenant, tasks: Tasks) -> TaskOut:
+    threshold = body.oos_threshold if "oos_threshold" in body.model_fields_set else UNSET
+    return TaskOut(**asdict(tasks.update(tenant, task_id, body.name, threshold)))
+
+
+@router.delete("/{task_id}", status_code=204, summary="Delete a task, its examples and versions")
 def delete_task(task_id: str, tenant: Tenant, tasks: Tasks) -> Response:
     tasks.delete(tenant, task_id)
     return Response(status_code=204)
 
 
-@router.post("/{task_id}/examples", response_model=TaskOut, summary="Add examples (new labels allowed): a new version")
+@router.post("/{task_id}/examples", response_model=TaskOut,
+             summary="Add examples, labels or out-of-scope texts: a new version, adapted from the current one")
 def append_examples(task_id: str, body: ExamplesAppend, tenant: Tenant, tasks: Tasks) -> TaskOut:
-    view = tasks.append(tenant, task_id, [(e.text, e.label) for e in body.examples])
-    return TaskOut(**asdict(view))
+    return TaskOut(**asdict(tasks.append(tenant, task_id, _change(body.examples, body.labels, body.out_of_scope))))
+
+
+@router.get("/{task_id}/examples", response_model=ExampleList, summary="The examples of a version, with their ids")
+def list_examples(task_id: str, tenant: Tenant, tasks: Tasks,
+                  version: Annotated[int | None, Query(ge=1)] = None) -> ExampleList:
+    number, content = tasks.content(tenant, task_id, version)
+    examples = [ExampleOut(id=r.id, text=r.text, label=None if r.out_of_scope else r.label) for r in content.examples]
+    descriptions = {k: v for k, v in content.label_descriptions.items() if v}
+    return ExampleList(version=number, examples=examples, label_descriptions=descriptions)
+
+
+@router.post("/{task_id}/remove", response_model=TaskOut, summary="Remove examples or whole labels: a new version")
+def remove_examples(task_id: str, body: ExamplesRemove, tenant: Tenant, tasks: Tasks) -> TaskOut:
+    return TaskOut(**asdict(tasks.remove(tenant, task_id, body.example_ids, body.labels)))
+
+
+@router.get("/{task_id}/versions", response_model=VersionList, summary="All versions of a task")
+def list_versions(task_id: str, tenant: Tenant, tasks: Tasks) -> VersionList:
+    current, rows = tasks.versions(tenant, task_id)
+    return VersionList(current=current, versions=[
+        VersionOut(version=r.version, change=r.change, parent_version=r.parent_version, labels=list(r.labels),
+                   num_examples=r.num_examples, adapted_ms=round(r.adapted_ms, 3), created_at=r.created_at)
+        for r in rows
+    ])
+
+
+@router.post("/{task_id}/rollback", response_model=TaskOut,
+             summary="Make a new version with the content of an earlier one")
+def rollback(task_id: str, body: Rollback, tenant: Tenant, tasks: Tasks) -> TaskOut:
+    return TaskOut(**asdict(tasks.rollback(tenant, task_id, body.version)))
 
 
 @router.post("/{task_id}/predict", response_model=PredictOut, summary="Classify texts with the task's adapter")
 def predict(task_id: str, body: PredictIn, tenant: Tenant, tasks: Tasks) -> PredictOut:
-    version, predictions = tasks.predict(tenant, task_id, body.texts, body.top_k)
+    version, predictions = tasks.predict(tenant, task_id, body.texts, body.top_k, body.version)
     return PredictOut(
         version=version,
         predictions=[
             PredictionOut(
-                label=p.label, score=p.score, top_k=[LabelScore(label=label, score=score) for label, score in p.top_k]
+                label=p.label, score=p.score, top_k=[LabelScore(label=label, score=score) for label, score in p.top_k],
+                out_of_scope=p.out_of_scope, ambiguous=p.ambiguous, in_scope_score=p.in_scope_score,
             )
             for p in predictions
         ],
     )
+
+
+@router.post("/{task_id}/evaluate", response_model=EvaluateOut,
+             summary="Accuracy, macro-F1, per-label precision/recall, confusions, out-of-scope precision/recall")
+def evaluate(task_id: str, body: EvaluateIn, tenant: Tenant, tasks: Tasks) -> EvaluateOut:
+    version, report = tasks.evaluate(tenant, task_id, [(e.text, e.label) for e in body.examples], body.version)
+    return EvaluateOut(version=version, report=report)
+
+
+@router.get("/{task_id}/export", response_model=TaskDocument, summary="The task as one JSON document")
+def export_task(task_id: str, tenant: Tenant, tasks: Tasks,
+                version: Annotated[int | None, Query(ge=1)] = None) -> TaskDocument:
+    return TaskDocument(**tasks.export(tenant, task_id, version))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -28,14 +29,22 @@ class AdaptationEngine:
         batch_wait_ms: float = 2.0,
         batch_max_texts: int = 256,
         queue_max_texts: int = 8192,
+        reject_quantile: float = 0.05,
+        ambiguity_margin: float = 0.1,
     ) -> None:
         self.encoder = encoder
         self.config = config
+        self.reject_quantile = reject_quantile
+        self.ambiguity_margin = ambiguity_margin
         self.cache: ByteLRU[Adapter] = ByteLRU(cache_bytes, lambda adapter: adapter.num_bytes)
         # One encoder pass at a time: torch already uses every core (or the whole GPU)
         # for one pass, and concurrent passes only contend for them.
         self._device_lock = threading.Lock()
         self.batcher = MicroBatcher(self._encode_locked, batch_max_texts, batch_wait_ms, queue_max_texts)
+        # The inner loop is a few hundred small matrix products: on the CPU, thread
+        # hand-offs cost more than they save (10x slower with 2 threads on a busy
+        # 2-core host), so adaptation runs on its own single-threaded worker.
+        self._fit_worker = ThreadPoolExecutor(1, "adaptation", initializer=torch.set_num_threads, initargs=(1,))
 
     def _encode_locked(self, texts: list[str]) -> torch.Tensor:
         with self._device_lock:
@@ -43,6 +52,7 @@ class AdaptationEngine:
 
     def close(self) -> None:
         self.batcher.close()
+        self._fit_worker.shutdown(wait=True)
 
     @property
     def fingerprint(self) -> str:
@@ -58,15 +68,30 @@ class AdaptationEngine:
         """Query embeddings through the micro-batcher, shared with concurrent requests."""
         return self.batcher.encode(list(texts))
 
-    def fit(self, embeddings: torch.Tensor, labels: Sequence[str]) -> tuple[Adapter, float]:
+    def fit(
+        self,
+        embeddings: torch.Tensor,
+        labels: Sequence[str],
+        previous: Adapter | None = None,
+        negatives: torch.Tensor | None = None,
+    ) -> tuple[Adapter, float]:
+        """A calibrated adapter (continual from ``previous`` when given) and its time in ms."""
         started = time.perf_counter()
-        adapter = fit_adapter(embeddings, labels, self.config, self.fingerprint)
-        if adapter.params["weight"].is_cuda:
-            torch.cuda.synchronize()
+
+        def run() -> Adapter:
+            adapter = fit_adapter(embeddings, labels, self.config, self.fingerprint, previous=previous,
+                                  negatives=negatives, calibrated=True, reject_quantile=self.reject_quantile)
+            if adapter.params["weight"].is_cuda:
+                torch.cuda.synchronize()
+            return adapter
+
+        adapter = self._fit_worker.submit(run).result()
         return adapter, (time.perf_counter() - started) * 1000
 
-    def predict(self, adapter: Adapter, texts: Sequence[str], top_k: int) -> list[Prediction]:
-        return rank(adapter, self.embed_queries(texts), top_k)
+    def predict(
+        self, adapter: Adapter, texts: Sequence[str], top_k: int, oos_threshold: float | None = None
+    ) -> list[Prediction]:
+        return rank(adapter, self.embed_queries(texts), top_k, oos_threshold, self.ambiguity_margin)
 
     # --- embedding bytes (cached per example in the database) -----------------------
     @staticmethod

@@ -1,32 +1,44 @@
-"""Task logic: create, append examples, predict, list, get, delete.
+"""Task logic: create, change (append, remove, roll back), predict, evaluate, export.
 
-Every change is one transaction: embeddings and adaptation are computed first, then
-all rows are written and committed together, so a failure leaves nothing behind."""
+Every change makes a new immutable version and is one transaction: embeddings and
+adaptation are computed first, then all rows are written and committed together, so
+a failure leaves nothing behind."""
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-import torch
 from sqlalchemy.exc import IntegrityError
 
 from app.db.session import UnitOfWork
-from app.db.tables import AdapterVersion, Example, Task
+from app.db.tables import AdapterVersion, Task
 from app.errors import InvalidInput, LimitExceeded, NotFound
 from app.repositories.tasks import TaskRepository
+from app.services.content import AdapterBuilder, VersionContent
 from app.services.engine import AdaptationEngine
 from app.settings import Settings
 from models.adapter import ADAPTER_FORMAT_VERSION, Adapter
 from models.classifier import Prediction
+from models.metrics import classification_report
+
+UNSET = object()
 
 
 class Conflict(InvalidInput):
     status_code, code = 409, "conflict"
+
+
+@dataclass(frozen=True)
+class Change:
+    """A client's change: labelled examples, declared labels (name -> description or
+    None) and out-of-scope example texts."""
+
+    examples: Sequence[tuple[str, str]] = ()
+    labels: dict[str, str | None] | None = None
+    out_of_scope: Sequence[str] = ()
 
 
 @dataclass(frozen=True)
@@ -35,10 +47,15 @@ class TaskView:
     name: str
     version: int
     labels: list[str]
+    label_descriptions: dict[str, str]
     num_examples: int
+    num_out_of_scope: int
     adapted_ms: float
-    created_at: object
-    updated_at: object
+    temperature: float
+    oos_threshold: float | None
+    oos_threshold_override: float | None
+    created_at: datetime
+    updated_at: datetime
 
 
 class TaskService:
@@ -48,63 +65,85 @@ class TaskService:
         self.tasks = TaskRepository(uow.session)
         self.engine = engine
         self.settings = settings
-
-    # --- validation -------------------------------------------------------------
-    def _check_examples(self, examples: Sequence[tuple[str, str]]) -> None:
-        s = self.settings
-        if len(examples) > s.max_examples_per_request:
-            raise LimitExceeded(f"{len(examples)} examples in one request; the limit is {s.max_examples_per_request}")
-        for i, (text, label) in enumerate(examples):
-            if len(text) > s.max_text_chars:
-                raise LimitExceeded(f"examples[{i}].text has {len(text)} characters; the limit is {s.max_text_chars}")
-            if len(label) > s.max_label_chars:
-                raise LimitExceeded(f"examples[{i}].label has {len(label)} characters; the limit is {s.max_label_chars}")
-
-    def _check_totals(self, labels: Sequence[str]) -> None:
-        s = self.settings
-        if len(labels) > s.max_examples_per_task:
-            raise LimitExceeded(f"a task may hold {s.max_examples_per_task} examples; this change makes {len(labels)}")
-        counts = Counter(labels)
-        if len(counts) > s.max_labels_per_task:
-            raise LimitExceeded(f"a task may have {s.max_labels_per_task} labels; this change makes {len(counts)}")
-        if len(counts) < 2:
-            raise InvalidInput("a task needs at least two labels, each with at least one example")
+        self.builder = AdapterBuilder(engine, self.tasks)
 
     # --- commands ---------------------------------------------------------------
-    def create(self, tenant_id: str, name: str, examples: Sequence[tuple[str, str]]) -> TaskView:
-        self._check_examples(examples)
-        self._check_totals([label for _, label in examples])
-        started = time.perf_counter()
-        embeddings = self.engine.embed([text for text, _ in examples])
-        adapter, _ = self.engine.fit(embeddings, [label for _, label in examples])
-        adapted_ms = (time.perf_counter() - started) * 1000
+    def create(self, tenant_id: str, name: str, change: Change, oos_threshold: float | None = None) -> TaskView:
+        self._check_change(change)
         task = self.tasks.add(uuid.uuid4().hex, tenant_id, name)
-        self._store_examples(task, 1, examples, embeddings)
-        row = self._store_adapter(task, 1, adapter, len(examples), adapted_ms)
+        task.oos_threshold_override = oos_threshold
+        content = VersionContent(self._add_examples(task, 1, change), _descriptions({}, change.labels))
+        self._check_content(content)
+        adapter, ms = self.builder.build(content)
+        row = self._write_version(task, 1, content, adapter, ms, "create", None)
         self.uow.commit()
-        self.engine.cache.put((task.id, 1, adapter.encoder_fingerprint), adapter)
-        return _view(task, row)
+        self._cache(task, row, adapter)
+        return self._view(task, row)
 
-    def append(self, tenant_id: str, task_id: str, examples: Sequence[tuple[str, str]]) -> TaskView:
-        self._check_examples(examples)
+    def append(self, tenant_id: str, task_id: str, change: Change) -> TaskView:
+        """Continual update: adapts from the current adapter, with the proximal pull toward it."""
+        if not (change.examples or change.labels or change.out_of_scope):
+            raise InvalidInput("nothing to add: give examples, labels or out_of_scope texts")
+        self._check_change(change)
         task = self._task(tenant_id, task_id, for_update=True)
-        stored = self.tasks.examples(task.id, task.version)
-        labels = [row.label for row in stored] + [label for _, label in examples]
-        self._check_totals(labels)
-        started = time.perf_counter()
-        old = self._stored_embeddings(stored)
-        new = self.engine.embed([text for text, _ in examples])
-        adapter, _ = self.engine.fit(torch.cat([old, new]), labels)
-        adapted_ms = (time.perf_counter() - started) * 1000
-        version = self.tasks.bump_version(task)
-        self._store_examples(task, version, examples, new)
-        row = self._store_adapter(task, version, adapter, len(labels), adapted_ms)
-        try:
-            self.uow.commit()
-        except IntegrityError as error:
-            raise Conflict("the task was changed by a concurrent request; retry") from error
-        self.engine.cache.put((task.id, version, adapter.encoder_fingerprint), adapter)
-        return _view(task, row)
+        current = self._version(task, task.version)
+        previous = self.adapter(task, current)
+        version = self.tasks.latest_version(task.id) + 1
+        old = self._content(task, current)
+        added = self._add_examples(task, version, change)
+        content = VersionContent(old.examples + added, _descriptions(old.label_descriptions, change.labels))
+        self._check_content(content)
+        adapter, ms = self.builder.build(content, previous=previous)
+        return self._commit_version(task, version, content, adapter, ms, "append", current.version)
+
+    def remove(self, tenant_id: str, task_id: str, example_ids: Sequence[int], labels: Sequence[str]) -> TaskView:
+        """A new version without these examples and labels (adapted afresh)."""
+        task = self._task(tenant_id, task_id, for_update=True)
+        current = self._version(task, task.version)
+        old = self._content(task, current)
+        unknown = sorted(set(example_ids) - set(old.example_ids))
+        if unknown:
+            raise NotFound(f"examples not in version {current.version}: {unknown[:10]}")
+        missing = sorted(set(labels) - set(old.labels))
+        if missing:
+            raise NotFound(f"labels not in version {current.version}: {missing[:10]}")
+        drop_ids, drop_labels = set(example_ids), set(labels)
+        kept = [row for row in old.examples if row.id not in drop_ids and (row.out_of_scope or row.label not in drop_labels)]
+        descriptions = {k: v for k, v in old.label_descriptions.items() if k not in drop_labels}
+        content = VersionContent(kept, descriptions)
+        self._check_content(content)
+        adapter, ms = self.builder.build(content)
+        version = self.tasks.latest_version(task.id) + 1
+        return self._commit_version(task, version, content, adapter, ms, "remove", current.version)
+
+    def rollback(self, tenant_id: str, task_id: str, to_version: int) -> TaskView:
+        """A new version with exactly the content (and adapter) of an earlier one."""
+        task = self._task(tenant_id, task_id, for_update=True)
+        target = self._version(task, to_version)
+        version = self.tasks.latest_version(task.id) + 1
+        row = AdapterVersion(
+            task_id=task.id, version=version, format_version=target.format_version,
+            encoder_fingerprint=target.encoder_fingerprint, labels=list(target.labels),
+            num_examples=target.num_examples, adapted_ms=0.0, tensors=target.tensors,
+            example_ids=target.example_ids, label_descriptions=target.label_descriptions,
+            temperature=target.temperature, oos_threshold=target.oos_threshold, change="rollback",
+            parent_version=target.version,
+        )
+        self.tasks.add_version(row)
+        task.version = version
+        self._commit()
+        return self._view(task, row)
+
+    def update(self, tenant_id: str, task_id: str, name: str | None, oos_threshold: object = UNSET) -> TaskView:
+        """Rename, or set/clear the task's out-of-scope threshold override (not versioned)."""
+        task = self._task(tenant_id, task_id, for_update=True)
+        if name is not None:
+            task.name = name
+        if oos_threshold is not UNSET:
+            task.oos_threshold_override = oos_threshold  # type: ignore[assignment]
+        self.tasks.session.flush()
+        self._commit()
+        return self._view(task, self._version(task, task.version))
 
     def delete(self, tenant_id: str, task_id: str) -> None:
         task = self._task(tenant_id, task_id)
@@ -115,86 +154,118 @@ class TaskService:
     # --- queries ----------------------------------------------------------------
     def get(self, tenant_id: str, task_id: str) -> TaskView:
         task = self._task(tenant_id, task_id)
-        return _view(task, self._adapter_row(task))
+        return self._view(task, self._version(task, task.version))
 
     def list(self, tenant_id: str, limit: int, offset: int) -> tuple[list[TaskView], int]:
         tasks = self.tasks.list(tenant_id, limit, offset)
-        return [_view(task, self._adapter_row(task)) for task in tasks], self.tasks.count(tenant_id)
+        return [self._view(t, self._version(t, t.version)) for t in tasks], self.tasks.count(tenant_id)
 
-    def predict(self, tenant_id: str, task_id: str, texts: Sequence[str], top_k: int) -> tuple[int, list[Prediction]]:
-        s = self.settings
-        if len(texts) > s.max_predict_texts:
-            raise LimitExceeded(f"{len(texts)} texts in one call; the limit is {s.max_predict_texts}")
-        if top_k > s.max_top_k:
-            raise LimitExceeded(f"top_k is {top_k}; the limit is {s.max_top_k}")
-        for i, text in enumerate(texts):
-            if len(text) > s.max_text_chars:
-                raise LimitExceeded(f"texts[{i}] has {len(text)} characters; the limit is {s.max_text_chars}")
+    def versions(self, tenant_id: str, task_id: str) -> tuple[int, list[AdapterVersion]]:
         task = self._task(tenant_id, task_id)
-        adapter = self.adapter(task)
-        return task.version, self.engine.predict(adapter, texts, top_k)
+        return task.version, list(self.tasks.versions(task.id))
 
-    def adapter(self, task: Task) -> Adapter:
-        """The task's current adapter: from the cache, else the database; one made by
-        another encoder is rebuilt from the stored examples (and stored again)."""
-        key = (task.id, task.version, self.engine.fingerprint)
+    def content(self, tenant_id: str, task_id: str, version: int | None = None) -> tuple[int, VersionContent]:
+        task = self._task(tenant_id, task_id)
+        row = self._version(task, version or task.version)
+        return row.version, self._content(task, row)
+
+    def predict(self, tenant_id: str, task_id: str, texts: Sequence[str], top_k: int,
+                version: int | None = None) -> tuple[int, list[Prediction]]:
+        self._check_texts(texts)
+        if top_k > self.settings.max_top_k:
+            raise LimitExceeded(f"top_k is {top_k}; the limit is {self.settings.max_top_k}")
+        task = self._task(tenant_id, task_id)
+        row = self._version(task, version or task.version)
+        adapter = self.adapter(task, row)
+        return row.version, self.engine.predict(adapter, texts, top_k, task.oos_threshold_override)
+
+    def evaluate(self, tenant_id: str, task_id: str, items: Sequence[tuple[str, str | None]],
+                 version: int | None = None) -> tuple[int, dict]:
+        """Metrics on labelled texts (label None: the text is out of scope)."""
+        texts = [text for text, _ in items]
+        predicted_version, predictions = self.predict(tenant_id, task_id, texts, 1, version)
+        report = classification_report([label for _, label in items], [p.label for p in predictions])
+        return predicted_version, report
+
+    def export(self, tenant_id: str, task_id: str, version: int | None = None) -> dict:
+        task = self._task(tenant_id, task_id)
+        row = self._version(task, version or task.version)
+        content = self._content(task, row)
+        return {
+            "format": "fewshot-task",
+            "format_version": 1,
+            "name": task.name,
+            "version": row.version,
+            "labels": [{"name": n, "description": content.label_descriptions.get(n) or None} for n in content.labels],
+            "examples": [{"text": r.text, "label": r.label} for r in content.in_scope],
+            "out_of_scope": [r.text for r in content.negatives],
+            "settings": {"oos_threshold": task.oos_threshold_override},
+        }
+
+    def adapter(self, task: Task, row: AdapterVersion) -> Adapter:
+        """A version's adapter: from the cache, else the database; one made by another
+        encoder or an older format is rebuilt from the stored examples (and stored)."""
+        key = (task.id, row.version, self.engine.fingerprint)
         cached = self.engine.cache.get(key)
         if cached is not None:
             return cached
-        row = self._adapter_row(task)
         if row.encoder_fingerprint == self.engine.fingerprint and row.format_version == ADAPTER_FORMAT_VERSION:
             adapter = Adapter.from_bytes(row.tensors).to(self.engine.encoder.device)
         else:
-            adapter = self._rebuild(task, row)
+            adapter, ms = self.builder.build(self._content(task, row))
+            self.tasks.replace_adapter(row, adapter.to_bytes(), adapter.encoder_fingerprint, ADAPTER_FORMAT_VERSION,
+                                       adapter.temperature, adapter.oos_threshold)
+            row.adapted_ms = ms
+            self.uow.commit()
         self.engine.cache.put(key, adapter)
         return adapter
 
     # --- helpers ----------------------------------------------------------------
-    def _rebuild(self, task: Task, row: AdapterVersion) -> Adapter:
-        stored = self.tasks.examples(task.id, task.version)
-        started = time.perf_counter()
-        embeddings = self._stored_embeddings(stored)
-        adapter, _ = self.engine.fit(embeddings, [example.label for example in stored])
-        adapted_ms = (time.perf_counter() - started) * 1000
-        self.tasks.replace_adapter_tensors(row, adapter.to_bytes(), adapter.encoder_fingerprint, adapted_ms)
-        self.uow.commit()
-        return adapter
-
-    def _stored_embeddings(self, stored: Sequence[Example]) -> torch.Tensor:
-        """Cached embeddings where this encoder made them; the rest re-embedded and saved."""
+    def _add_examples(self, task: Task, version: int, change: Change) -> list:
+        rows = [(text, label, False) for text, label in change.examples]
+        rows += [(text, "", True) for text in change.out_of_scope]
+        if not rows:
+            return []
+        embeddings = self.engine.to_bytes(self.engine.embed([text for text, _, _ in rows]))
         fingerprint = self.engine.fingerprint
-        stale = [row for row in stored if row.embedding is None or row.embedding_fingerprint != fingerprint]
-        if stale:
-            fresh = self.engine.embed([row.text for row in stale])
-            encoded = self.engine.to_bytes(fresh)
-            for row, data in zip(stale, encoded):
-                row.embedding, row.embedding_fingerprint = data, fingerprint
-            self.uow.session.flush()  # type: ignore[union-attr]
-        if not stored:
-            return torch.empty(0, self.engine.encoder.dim, device=self.engine.encoder.device)
-        return self.engine.from_bytes([row.embedding for row in stored])  # type: ignore[misc]
-
-    def _store_examples(
-        self, task: Task, version: int, examples: Sequence[tuple[str, str]], embeddings: torch.Tensor
-    ) -> None:
-        encoded = self.engine.to_bytes(embeddings)
-        fingerprint = self.engine.fingerprint
-        rows = [(text, label, data, fingerprint) for (text, label), data in zip(examples, encoded)]
-        self.tasks.add_examples(task.id, version, rows)
-
-    def _store_adapter(self, task: Task, version: int, adapter: Adapter, num_examples: int, ms: float) -> AdapterVersion:
-        row = AdapterVersion(
-            task_id=task.id,
-            version=version,
-            format_version=ADAPTER_FORMAT_VERSION,
-            encoder_fingerprint=adapter.encoder_fingerprint,
-            labels=list(adapter.labels),
-            num_examples=num_examples,
-            adapted_ms=ms,
-            tensors=adapter.to_bytes(),
+        return self.tasks.add_examples(
+            task.id, version, [(t, l, o, e, fingerprint) for (t, l, o), e in zip(rows, embeddings)]
         )
-        self.tasks.add_adapter(row)
+
+    def _write_version(self, task: Task, version: int, content: VersionContent, adapter: Adapter, ms: float,
+                       change: str, parent: int | None) -> AdapterVersion:
+        row = AdapterVersion(
+            task_id=task.id, version=version, format_version=ADAPTER_FORMAT_VERSION,
+            encoder_fingerprint=adapter.encoder_fingerprint, labels=list(adapter.labels),
+            num_examples=len(content.in_scope), adapted_ms=ms, tensors=adapter.to_bytes(),
+            example_ids=content.example_ids, label_descriptions=content.label_descriptions,
+            temperature=adapter.temperature, oos_threshold=adapter.oos_threshold, change=change,
+            parent_version=parent,
+        )
+        self.tasks.add_version(row)
+        task.version = version
         return row
+
+    def _commit_version(self, task: Task, version: int, content: VersionContent, adapter: Adapter, ms: float,
+                        change: str, parent: int | None) -> TaskView:
+        row = self._write_version(task, version, content, adapter, ms, change, parent)
+        task.updated_at = datetime.now(timezone.utc)
+        self._commit()
+        self._cache(task, row, adapter)
+        return self._view(task, row)
+
+    def _commit(self) -> None:
+        try:
+            self.uow.commit()
+        except IntegrityError as error:
+            raise Conflict("the task was changed by a concurrent request; retry") from error
+
+    def _cache(self, task: Task, row: AdapterVersion, adapter: Adapter) -> None:
+        self.engine.cache.put((task.id, row.version, adapter.encoder_fingerprint), adapter)
+
+    def _content(self, task: Task, row: AdapterVersion) -> VersionContent:
+        return VersionContent(self.tasks.examples_by_ids(task.id, row.example_ids or []),
+                              dict(row.label_descriptions or {}))
 
     def _task(self, tenant_id: str, task_id: str, for_update: bool = False) -> Task:
         task = self.tasks.get(tenant_id, task_id, for_update=for_update)
@@ -202,20 +273,70 @@ class TaskService:
             raise NotFound(f"task {task_id} not found")
         return task
 
-    def _adapter_row(self, task: Task) -> AdapterVersion:
-        row = self.tasks.adapter(task.id, task.version)
+    def _version(self, task: Task, version: int) -> AdapterVersion:
+        row = self.tasks.version(task.id, version)
         if row is None:
-            raise NotFound(f"task {task.id} has no adapter for version {task.version}")
+            raise NotFound(f"task {task.id} has no version {version}")
         return row
+
+    def _view(self, task: Task, row: AdapterVersion) -> TaskView:
+        return TaskView(
+            task.id, task.name, row.version, list(row.labels),
+            {k: v for k, v in (row.label_descriptions or {}).items() if v},
+            row.num_examples, len(row.example_ids or []) - row.num_examples, round(row.adapted_ms, 3),
+            row.temperature or 1.0,
+            task.oos_threshold_override if task.oos_threshold_override is not None else row.oos_threshold,
+            task.oos_threshold_override, _utc(task.created_at), _utc(task.updated_at),
+        )
+
+    # --- validation -------------------------------------------------------------
+    def _check_texts(self, texts: Sequence[str], what: str = "texts") -> None:
+        s = self.settings
+        if len(texts) > s.max_predict_texts:
+            raise LimitExceeded(f"{len(texts)} {what} in one call; the limit is {s.max_predict_texts}")
+        for i, text in enumerate(texts):
+            if len(text) > s.max_text_chars:
+                raise LimitExceeded(f"{what}[{i}] has {len(text)} characters; the limit is {s.max_text_chars}")
+
+    def _check_change(self, change: Change) -> None:
+        s = self.settings
+        count = len(change.examples) + len(change.out_of_scope)
+        if count > s.max_examples_per_request:
+            raise LimitExceeded(f"{count} examples in one request; the limit is {s.max_examples_per_request}")
+        for i, (text, label) in enumerate(change.examples):
+            if len(text) > s.max_text_chars:
+                raise LimitExceeded(f"examples[{i}].text has {len(text)} characters; the limit is {s.max_text_chars}")
+            if len(label) > s.max_label_chars:
+                raise LimitExceeded(f"examples[{i}].label has {len(label)} characters; the limit is {s.max_label_chars}")
+        for i, text in enumerate(change.out_of_scope):
+            if len(text) > s.max_text_chars:
+                raise LimitExceeded(f"out_of_scope[{i}] has {len(text)} characters; the limit is {s.max_text_chars}")
+        for name, description in (change.labels or {}).items():
+            if len(name) > s.max_label_chars:
+                raise LimitExceeded(f"label {name[:40]!r}... has {len(name)} characters; the limit is {s.max_label_chars}")
+            if description and len(description) > s.max_text_chars:
+                raise LimitExceeded(f"the description of {name!r} is over {s.max_text_chars} characters")
+
+    def _check_content(self, content: VersionContent) -> None:
+        s = self.settings
+        if len(content.examples) > s.max_examples_per_task:
+            raise LimitExceeded(
+                f"a task may hold {s.max_examples_per_task} examples; this change makes {len(content.examples)}"
+            )
+        labels = content.labels
+        if len(labels) > s.max_labels_per_task:
+            raise LimitExceeded(f"a task may have {s.max_labels_per_task} labels; this change makes {len(labels)}")
+        if len(labels) < 2:
+            raise InvalidInput("a task needs at least two labels, each with an example or a declared name/description")
+
+
+def _descriptions(old: dict[str, str], declared: dict[str, str | None] | None) -> dict[str, str]:
+    merged = dict(old)
+    for name, description in (declared or {}).items():
+        merged[name] = description or merged.get(name, "")
+    return merged
 
 
 def _utc(moment: datetime) -> datetime:
     """Stored times are UTC; SQLite hands them back naive, so mark them as UTC again."""
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
-
-
-def _view(task: Task, row: AdapterVersion) -> TaskView:
-    return TaskView(
-        task.id, task.name, task.version, list(row.labels), row.num_examples, round(row.adapted_ms, 3),
-        _utc(task.created_at), _utc(task.updated_at),
-    )

@@ -26,7 +26,7 @@ from models.data import LabelledText, read_jsonl
 from models.episodes import EpisodeSampler
 from models.inner_loop import InnerLoopConfig
 from models.meta.data import file_sha256
-from models.meta.features import cached_token_states, concat_states, embed_states, first_changed_layer
+from models.meta.features import TokenStates, cached_token_states, concat_states, embed_states, first_changed_layer
 
 
 class LeakageError(ValueError):
@@ -75,6 +75,12 @@ def accuracy(train: torch.Tensor, train_rows: Sequence[LabelledText], test: torc
     return float((predicted == truth).float().mean())
 
 
+@torch.inference_mode()
+def _embed_top(layers, states: TokenStates, pooling: str, batch: int = 256) -> torch.Tensor:
+    return torch.cat([embed_states(layers, states, range(s, min(s + batch, len(states))), pooling).float()
+                      for s in range(0, len(states), batch)])
+
+
 def embed_texts(segments: Sequence[Sequence[str]], checkpoints: Sequence[Checkpoint | None], encoder_dir: str | None, device: str,
                 cache_dir: str | Path | None, cache_layer: int = 4, progress: bool = False) -> list[torch.Tensor]:
     """Embeddings of the concatenated ``segments`` (e.g. splits; each cached on its own) under the
@@ -89,16 +95,18 @@ def embed_texts(segments: Sequence[Sequence[str]], checkpoints: Sequence[Checkpo
                                                 bare.max_length, progress) for part in segments])
     texts = [text for part in segments for text in part]
     states.states = states.states.to(bare.device)
-    outputs = []
+    outputs: list[torch.Tensor] = []
+    bare_embeddings: torch.Tensor | None = None
     for checkpoint in checkpoints:
-        encoder = bare if checkpoint is None else build_encoder(encoder_dir, checkpoint, device=device)
-        changed = [] if checkpoint is None else checkpoint.changed_parameters()
+        if checkpoint is None or checkpoint.fingerprint == "bare":  # same encoder: embed once
+            if bare_embeddings is None:
+                bare_embeddings = _embed_top(bare.model.encoder.layer[cache_layer:], states, bare.pooling)
+            outputs.append(bare_embeddings)
+            continue
+        encoder = build_encoder(encoder_dir, checkpoint, device=device)
+        changed = checkpoint.changed_parameters()
         if first_changed_layer(changed, layers) >= cache_layer:
-            with torch.inference_mode():
-                top = encoder.model.encoder.layer[cache_layer:]
-                chunks = [embed_states(top, states, range(s, min(s + 256, len(texts))), encoder.pooling).float()
-                          for s in range(0, len(texts), 256)]
-            outputs.append(torch.cat(chunks))
+            outputs.append(_embed_top(encoder.model.encoder.layer[cache_layer:], states, encoder.pooling))
         else:  # the checkpoint changes lower layers: full forward
             outputs.append(encoder.encode(texts))
     return outputs
@@ -170,8 +178,13 @@ def markdown_table(data_name: str, rows: Sequence[dict], ways: int) -> str:
 
 
 def plot_results(data_name: str, rows: Sequence[dict], path: Path) -> None:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:  # optional extra: pip install .[meta]
+        import warnings
 
+        warnings.warn(f"matplotlib is not installed (pip install .[meta]): no {path.name}", stacklevel=2)
+        return
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -59,8 +59,13 @@ def write_run(out: Path, manifest: dict, metrics: dict, tensors: dict[str, torch
 
 def plot_learning_curve(metrics: dict, path: Path) -> None:
     """Training loss (left axis) and meta-validation accuracy (right axis) against episodes."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:  # optional extra: pip install .[meta]
+        import warnings
 
+        warnings.warn(f"matplotlib is not installed (pip install .[meta]): no {path.name}", stacklevel=2)
+        return
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -107,11 +107,19 @@ def meta_train(config: MetaTrainConfig, datasets: Sequence[MetaDataset], model: 
     torch.manual_seed(config.seed)
     started = time.monotonic()
     algorithm = make_algorithm(config.algorithm, config.reptile_steps, config.reptile_lr)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+
+    def amp():  # a fresh context each time: bf16 autocast on CUDA, nothing on the CPU
+        return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+
     states = {d.name: d.train_states for d in datasets}
 
+    def embed(episode, rows: Sequence[int]) -> torch.Tensor:
+        """Episode embeddings with a graph to the LoRA factors; bf16 autocast only here, on CUDA."""
+        with amp():
+            return model.embed(states[episode.source], rows).float()
+
     def embed_valid() -> dict[str, torch.Tensor]:
-        with amp:
+        with amp():
             return {d.name: model.embed_all(d.valid_states).float() for d in datasets}
 
     samplers = []
@@ -119,7 +127,7 @@ def meta_train(config: MetaTrainConfig, datasets: Sequence[MetaDataset], model: 
         vectors = None
         if config.episode_mode != "uniform":  # class prototypes from the encoder as it starts
             rows = _subset(d.train_rows, 20, config.seed)
-            with torch.no_grad(), amp:
+            with torch.no_grad(), amp():
                 vectors = class_prototypes([d.train_rows[i] for i in rows], model.embed(d.train_states, rows).float())
         samplers += [EpisodeSampler(d.train_rows, config.ways, shot, config.queries, config.seed, config.episode_mode,
                                     vectors, config.hard_pool, source=d.name) for shot in config.shots]
@@ -165,9 +173,7 @@ def meta_train(config: MetaTrainConfig, datasets: Sequence[MetaDataset], model: 
         for b in range(config.meta_batch):
             index = info["step"] * config.meta_batch + b
             episode = samplers[index % len(samplers)].episode(index // len(samplers))
-            with amp:
-                losses.append(algorithm.accumulate(model, episode, lambda ep, rows: model.embed(states[ep.source], rows).float(),
-                                                   1.0 / config.meta_batch))
+            losses.append(algorithm.accumulate(model, episode, embed, 1.0 / config.meta_batch))
         if torch.isfinite(torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], 1.0)):
             optimiser.step()  # a non-finite meta-gradient skips the step rather than poisoning the weights
         info["step"] += 1
@@ -182,7 +188,7 @@ def meta_train(config: MetaTrainConfig, datasets: Sequence[MetaDataset], model: 
         train = {}
         for d in datasets:
             rows = _subset(d.train_rows, config.calibrate_per_class, config.seed)
-            with torch.no_grad(), amp:
+            with torch.no_grad(), amp():
                 train[d.name] = ([d.train_rows[i] for i in rows], model.embed(d.train_states, rows).float())
         calibrated, table = calibrate_inner_loop(train, embed_valid(), vsets, model.inner.export(), config.calibrate_steps,
                                                  config.calibrate_episodes, config.calibrate_ways, config.shots, seed=config.seed,

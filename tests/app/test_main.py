@@ -12,9 +12,15 @@ from tests.fakes import FakeEncoder
 V1_PATHS = {
     "/v1/tenants": {"post"},
     "/v1/tasks": {"get", "post"},
-    "/v1/tasks/{task_id}": {"get", "delete"},
-    "/v1/tasks/{task_id}/examples": {"post"},
+    "/v1/tasks/import": {"post"},
+    "/v1/tasks/{task_id}": {"get", "patch", "delete"},
+    "/v1/tasks/{task_id}/examples": {"get", "post"},
+    "/v1/tasks/{task_id}/remove": {"post"},
+    "/v1/tasks/{task_id}/versions": {"get"},
+    "/v1/tasks/{task_id}/rollback": {"post"},
     "/v1/tasks/{task_id}/predict": {"post"},
+    "/v1/tasks/{task_id}/evaluate": {"post"},
+    "/v1/tasks/{task_id}/export": {"get"},
 }
 
 

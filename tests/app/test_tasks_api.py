@@ -74,7 +74,9 @@ def _check_ranking(predictions: list[dict], top_k: int) -> None:
         assert scores == sorted(scores, reverse=True)
         assert all(0.0 <= score <= 1.0 for score in scores) and 0.0 <= prediction["score"] <= 1.0
         assert sum(scores) <= 1.0 + 1e-6
-        assert prediction["top_k"][0] == {"label": prediction["label"], "score": prediction["score"]}
+        assert prediction["top_k"][0]["score"] == prediction["score"]
+        expected = None if prediction["out_of_scope"] else prediction["top_k"][0]["label"]
+        assert prediction["label"] == expected
         assert {item["label"] for item in prediction["top_k"]} <= set(SYNTHETIC)
 
 

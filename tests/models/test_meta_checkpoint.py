@@ -66,3 +66,11 @@ def test_manifest_only_checkpoint_removes_stale_weights(tmp_path: Path) -> None:
     checkpoint = load_checkpoint(tmp_path / "d")
     assert checkpoint.fingerprint == "bare" and checkpoint.inner_loop.steps == 3
     assert not list((tmp_path / "d").glob("*.safetensors"))
+
+
+def test_weights_for_another_base_encoder_are_refused(tiny_dir: Path, tmp_path: Path) -> None:
+    model, _ = _trained_model(tiny_dir)
+    manifest = {"lora": model.lora_manifest(), "base_encoder_sha256": "0" * 64}
+    checkpoint = load_checkpoint(save_checkpoint(tmp_path / "other", manifest, model.encoder_tensors()))
+    with pytest.raises(ValueError, match="base encoder"):
+        build_encoder(str(tiny_dir), checkpoint, device="cpu")

@@ -1,0 +1,68 @@
+"""Classification metrics for a labelled evaluation set, out-of-scope included.
+
+Gold and predicted labels are strings, or None for out of scope."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+
+def _ratio(numerator: int, denominator: int) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+def classification_report(gold: Sequence[str | None], predicted: Sequence[str | None], top_confusions: int = 10) -> dict:
+    """Accuracy and macro-F1 over in-scope gold texts, per-label precision/recall/F1,
+    the most confused (gold, predicted) pairs, and out-of-scope precision/recall."""
+    if len(gold) != len(predicted):
+        raise ValueError("gold and predicted differ in length")
+    in_scope = [(g, p) for g, p in zip(gold, predicted) if g is not None]
+    labels = sorted({g for g, _ in in_scope} | {p for p in predicted if p is not None})
+    per_label = {}
+    for label in labels:
+        true_positive = sum(1 for g, p in zip(gold, predicted) if g == label and p == label)
+        predicted_count = sum(1 for p in predicted if p == label)
+        gold_count = sum(1 for g in gold if g == label)
+        precision, recall = _ratio(true_positive, predicted_count), _ratio(true_positive, gold_count)
+        f1 = (2 * precision * recall / (precision + recall)) if precision and recall else 0.0
+        per_label[label] = {"precision": precision, "recall": recall, "f1": f1, "support": gold_count}
+    gold_labels = sorted({g for g, _ in in_scope})
+    confusions = Counter((g, p) for g, p in in_scope if g != p)
+    report: dict = {
+        "num_texts": len(gold),
+        "num_in_scope": len(in_scope),
+        "accuracy": _ratio(sum(1 for g, p in in_scope if g == p), len(in_scope)),
+        "macro_f1": (sum(per_label[label]["f1"] for label in gold_labels) / len(gold_labels)) if gold_labels else None,
+        "per_label": per_label,
+        "confusions": [
+            {"gold": g, "predicted": p, "count": n} for (g, p), n in confusions.most_common(top_confusions)
+        ],
+    }
+    oos_gold = sum(1 for g in gold if g is None)
+    oos_predicted = sum(1 for p in predicted if p is None)
+    if oos_gold or oos_predicted:
+        hits = sum(1 for g, p in zip(gold, predicted) if g is None and p is None)
+        report["out_of_scope"] = {
+            "precision": _ratio(hits, oos_predicted),
+            "recall": _ratio(hits, oos_gold),
+            "support": oos_gold,
+            "in_scope_rejected": _ratio(sum(1 for g, p in in_scope if p is None), len(in_scope)),
+        }
+    return report
+
+
+def roc_auc(positive_scores: Sequence[float], negative_scores: Sequence[float]) -> float:
+    """Probability that a positive scores above a negative (ties count half)."""
+    import torch
+
+    scores = torch.tensor(list(positive_scores) + list(negative_scores), dtype=torch.float64)
+    ranks = torch.empty_like(scores)
+    order = scores.argsort()
+    ranks[order] = torch.arange(1, len(scores) + 1, dtype=torch.float64)
+    for value in scores.unique():  # average ranks of ties
+        tied = scores == value
+        if tied.sum() > 1:
+            ranks[tied] = ranks[tied].mean()
+    n_pos, n_neg = len(positive_scores), len(negative_scores)
+    return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
