@@ -7,7 +7,7 @@ and predicts with exactly the same code.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import torch
@@ -62,8 +62,12 @@ def fit_adapter(
     label_order = tuple(sorted(set(labels)))
     index = {label: i for i, label in enumerate(label_order)}
     targets = torch.tensor([index[label] for label in labels], device=embeddings.device)
-    init = continual_init(previous, embeddings, targets, label_order) if previous is not None else None
-    params = adapt(embeddings, targets, len(label_order), config, init=init)
+    init = None
+    if previous is not None:
+        init = continual_init(previous, embeddings, targets, label_order)
+        params = adapt(embeddings, targets, len(label_order), replace(config, steps=config.continual_steps), init=init)
+    else:
+        params = adapt(embeddings, targets, len(label_order), config)
     calibration = (
         calibrate(embeddings, targets, len(label_order), config, negatives, reject_quantile)
         if calibrated

@@ -6,6 +6,7 @@ a failure leaves nothing behind."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -72,10 +73,11 @@ class TaskService:
         self._check_change(change)
         task = self.tasks.add(uuid.uuid4().hex, tenant_id, name)
         task.oos_threshold_override = oos_threshold
+        started = time.perf_counter()
         content = VersionContent(self._add_examples(task, 1, change), _descriptions({}, change.labels))
         self._check_content(content)
-        adapter, ms = self.builder.build(content)
-        row = self._write_version(task, 1, content, adapter, ms, "create", None)
+        adapter, _ = self.builder.build(content)
+        row = self._write_version(task, 1, content, adapter, _ms_since(started), "create", None)
         self.uow.commit()
         self._cache(task, row, adapter)
         return self._view(task, row)
@@ -90,14 +92,17 @@ class TaskService:
         previous = self.adapter(task, current)
         version = self.tasks.latest_version(task.id) + 1
         old = self._content(task, current)
+        started = time.perf_counter()
         added = self._add_examples(task, version, change)
         content = VersionContent(old.examples + added, _descriptions(old.label_descriptions, change.labels))
         self._check_content(content)
-        adapter, ms = self.builder.build(content, previous=previous)
-        return self._commit_version(task, version, content, adapter, ms, "append", current.version)
+        adapter, _ = self.builder.build(content, previous=previous)
+        return self._commit_version(task, version, content, adapter, _ms_since(started), "append", current.version)
 
     def remove(self, tenant_id: str, task_id: str, example_ids: Sequence[int], labels: Sequence[str]) -> TaskView:
         """A new version without these examples and labels (adapted afresh)."""
+        if not (example_ids or labels):
+            raise InvalidInput("nothing to remove: give example_ids or labels")
         task = self._task(tenant_id, task_id, for_update=True)
         current = self._version(task, task.version)
         old = self._content(task, current)
@@ -196,7 +201,9 @@ class TaskService:
             "format_version": 1,
             "name": task.name,
             "version": row.version,
-            "labels": [{"name": n, "description": content.label_descriptions.get(n) or None} for n in content.labels],
+            # Only declared labels: declaring a label adds its name/description prompt to the
+            # support set, so declaring every label on import would change the adapter.
+            "labels": [{"name": n, "description": d or None} for n, d in sorted(content.label_descriptions.items())],
             "examples": [{"text": r.text, "label": r.label} for r in content.in_scope],
             "out_of_scope": [r.text for r in content.negatives],
             "settings": {"oos_threshold": task.oos_threshold_override},
@@ -335,6 +342,10 @@ def _descriptions(old: dict[str, str], declared: dict[str, str | None] | None) -
     for name, description in (declared or {}).items():
         merged[name] = description or merged.get(name, "")
     return merged
+
+
+def _ms_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
 
 
 def _utc(moment: datetime) -> datetime:

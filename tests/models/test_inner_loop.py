@@ -99,7 +99,7 @@ def test_adapt_is_deterministic(support: tuple[torch.Tensor, torch.Tensor]) -> N
 def test_config_round_trips_through_a_dict() -> None:
     config = InnerLoopConfig(steps=7, learning_rate=0.2, proximal=0.5, scale=12.5)
     assert InnerLoopConfig.from_dict(config.to_dict()) == config
-    assert config.to_dict() == {"steps": 7, "learning_rate": 0.2, "proximal": 0.5, "scale": 12.5}
+    assert config.to_dict() == {"steps": 7, "learning_rate": 0.2, "proximal": 0.5, "scale": 12.5, "continual_steps": 10}
 
 
 def test_config_from_dict_ignores_unknown_keys_and_keeps_defaults() -> None:

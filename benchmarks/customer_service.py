@@ -1,0 +1,162 @@
+"""Issue 5 acceptance, over HTTP against a real `fewshot serve` (the service's own adaptation).
+
+A. Out of scope and calibration (CLINC150): a task from `train_10` with no out-of-scope
+   examples; predict `test` + `oos_test`. Reports AUROC of the in-scope score, out-of-scope
+   recall/precision at the default (support-calibrated) threshold, in-scope accuracy with
+   and without rejection, and the expected calibration error on in-scope texts.
+B. Zero shot (BANKING77): a task from the label names alone (underscores as spaces), then
+   1, 1 and 3 more examples per label appended (1, 2, 5 shots): accuracy on `test` at each.
+C. Continual update vs full re-adaptation (BANKING77 and CLINC150): `train_5` then the rest
+   of `train_10` appended, against a task made from `train_10` at once.
+
+    python benchmarks/customer_service.py --data ../shared/data
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+import httpx
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.common import append_section, free_port, running_server  # noqa: E402
+from models.calibration import expected_calibration_error  # noqa: E402
+from models.data import LabelledText, read_jsonl  # noqa: E402
+from models.metrics import roc_auc  # noqa: E402
+
+ADMIN = "benchmark-admin-key-0123456789abcdef"
+
+
+class Api:
+    def __init__(self, client: httpx.Client, headers: dict) -> None:
+        self.client, self.headers = client, headers
+
+    def post(self, path: str, body: dict) -> dict:
+        response = self.client.post(path, json=body, headers=self.headers)
+        if response.status_code >= 400:
+            raise RuntimeError(f"{path}: {response.status_code} {response.text[:300]}")
+        return response.json()
+
+    def predict(self, task_id: str, texts: list[str], batch: int = 256) -> list[dict]:
+        out: list[dict] = []
+        for start in range(0, len(texts), batch):
+            out += self.post(f"/v1/tasks/{task_id}/predict", {"texts": texts[start : start + batch], "top_k": 1})["predictions"]
+        return out
+
+
+def examples(rows: list[LabelledText]) -> list[dict]:
+    return [{"text": r.text, "label": r.label} for r in rows]
+
+
+def accuracy(predictions: list[dict], rows: list[LabelledText]) -> float:
+    return 100 * sum(p["top_k"][0]["label"] == r.label for p, r in zip(predictions, rows)) / len(rows)
+
+
+def out_of_scope(api: Api, data: Path) -> dict:
+    support, test, oos = (read_jsonl(data / f) for f in ("train_10.jsonl", "test.jsonl", "oos_test.jsonl"))
+    task = api.post("/v1/tasks", {"name": "clinc150-oos", "examples": examples(support)})
+    inside, outside = api.predict(task["id"], [r.text for r in test]), api.predict(task["id"], [r.text for r in oos])
+    base = accuracy(inside, test)
+    kept = 100 * sum(p["label"] == r.label for p, r in zip(inside, test)) / len(test)
+    rejected_out = sum(p["out_of_scope"] for p in outside)
+    rejected_in = sum(p["out_of_scope"] for p in inside)
+    confidence = torch.tensor([p["score"] for p in inside])
+    correct = torch.tensor([p["top_k"][0]["label"] == r.label for p, r in zip(inside, test)])
+    # ECE from top-1 confidence: a 2-column stand-in (confidence, rest) whose argmax is
+    # right exactly when the top-1 label is.
+    stand_in = torch.stack([confidence, 1 - confidence], dim=1)
+    ece = expected_calibration_error(stand_in, torch.where(correct, 0, 1))
+    return {
+        "threshold": task["oos_threshold"], "temperature": task["temperature"],
+        "auroc": round(roc_auc([-p["in_scope_score"] for p in outside], [-p["in_scope_score"] for p in inside]), 4),
+        "oos_recall": round(100 * rejected_out / len(oos), 2),
+        "oos_precision": round(100 * rejected_out / max(1, rejected_out + rejected_in), 2),
+        "in_scope_accuracy_no_rejection": round(base, 2),
+        "in_scope_accuracy_with_rejection": round(kept, 2),
+        "accuracy_drop": round(base - kept, 2),
+        "in_scope_rejected": round(100 * rejected_in / len(test), 2),
+        "ece_in_scope": round(ece, 4),
+        "ambiguous_share": round(100 * sum(p["ambiguous"] for p in inside) / len(inside), 2),
+    }
+
+
+def zero_shot(api: Api, data: Path) -> dict:
+    test, support = read_jsonl(data / "test.jsonl"), read_jsonl(data / "train_5.jsonl")
+    by_label: dict[str, list[LabelledText]] = defaultdict(list)
+    for row in support:
+        by_label[row.label].append(row)
+    labels = [{"name": name} for name in sorted(by_label)]
+    task = api.post("/v1/tasks", {"name": "banking77-zero-shot", "labels": labels})
+    texts = [r.text for r in test]
+    curve = {"0": round(accuracy(api.predict(task["id"], texts), test), 2)}
+    shots = 0
+    for add in (1, 1, 3):
+        batch = [row for rows in by_label.values() for row in rows[shots : shots + add]]
+        shots += add
+        api.post(f"/v1/tasks/{task['id']}/examples", {"examples": examples(batch)})
+        curve[str(shots)] = round(accuracy(api.predict(task["id"], texts), test), 2)
+    values = list(curve.values())
+    return {"accuracy_by_shots": curve, "monotonic": all(a < b for a, b in zip(values, values[1:]))}
+
+
+def continual(api: Api, data: Path) -> dict:
+    five, ten, test = (read_jsonl(data / f) for f in ("train_5.jsonl", "train_10.jsonl", "test.jsonl"))
+    first = {r.text for r in five}
+    rest = [r for r in ten if r.text not in first]
+    texts = [r.text for r in test]
+    full = api.post("/v1/tasks", {"name": "full", "examples": examples(ten)})
+    grown = api.post("/v1/tasks", {"name": "grown", "examples": examples(five)})
+    grown = api.post(f"/v1/tasks/{grown['id']}/examples", {"examples": examples(rest)})
+    full_acc, grown_acc = accuracy(api.predict(full["id"], texts), test), accuracy(api.predict(grown["id"], texts), test)
+    return {"full_accuracy": round(full_acc, 2), "continual_accuracy": round(grown_acc, 2),
+            "difference": round(grown_acc - full_acc, 2), "full_create_ms": full["adapted_ms"],
+            "continual_append_ms": grown["adapted_ms"], "appended_examples": len(rest)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="../shared/data")
+    parser.add_argument("--checkpoint", default="none", help="FEWSHOT_CHECKPOINT for the server")
+    parser.add_argument("--no-doc", action="store_true")
+    args = parser.parse_args()
+    data = Path(args.data)
+    env = {"FEWSHOT_DATABASE_URL": f"sqlite:///{Path(tempfile.mkdtemp()) / 'cs.db'}",
+           "FEWSHOT_ADMIN_KEY": ADMIN, "FEWSHOT_CHECKPOINT": args.checkpoint}
+    with running_server(env, free_port()) as url, httpx.Client(base_url=url, timeout=900) as client:
+        key = client.post("/v1/tenants", json={"name": "bench"}, headers={"Authorization": f"Bearer {ADMIN}"}).json()["api_key"]
+        api = Api(client, {"Authorization": f"Bearer {key}"})
+        result = {"checkpoint": args.checkpoint, "out_of_scope_clinc150": out_of_scope(api, data / "clinc150")}
+        print(json.dumps(result["out_of_scope_clinc150"]), flush=True)
+        result["zero_shot_banking77"] = zero_shot(api, data / "banking77")
+        print(json.dumps(result["zero_shot_banking77"]), flush=True)
+        result["continual"] = {name: continual(api, data / name) for name in ("banking77", "clinc150")}
+        print(json.dumps(result["continual"]), flush=True)
+    if not args.no_doc:
+        o, z = result["out_of_scope_clinc150"], result["zero_shot_banking77"]
+        rows = "\n".join(f"| {name} | {c['full_accuracy']} | {c['continual_accuracy']} | {c['difference']:+.2f} | "
+                         f"{c['full_create_ms']:.0f} | {c['continual_append_ms']:.0f} |" for name, c in result["continual"].items())
+        body = (
+            f"Checkpoint `{args.checkpoint}`.\n\n"
+            "**Out of scope, CLINC150** (`train_10`, no out-of-scope examples given; `test` + `oos_test`):\n\n"
+            "| AUROC | OOS recall % | OOS precision % | in-scope acc. no rejection % | with rejection % | drop | in-scope rejected % | ECE (in-scope) |\n"
+            "|---|---|---|---|---|---|---|---|\n"
+            f"| {o['auroc']} | {o['oos_recall']} | {o['oos_precision']} | {o['in_scope_accuracy_no_rejection']} | "
+            f"{o['in_scope_accuracy_with_rejection']} | {o['accuracy_drop']} | {o['in_scope_rejected']} | {o['ece_in_scope']} |\n\n"
+            "**Zero shot, BANKING77** (label names only, then examples appended): "
+            + ", ".join(f"{k} shots {v}%" for k, v in z["accuracy_by_shots"].items())
+            + f"; monotonic: {z['monotonic']}.\n\n"
+            "**Continual update** (`train_5`, then the rest of `train_10` appended) vs a task from `train_10` at once:\n\n"
+            "| data | full % | continual % | difference | full create ms | continual append ms |\n|---|---|---|---|---|---|\n" + rows
+        )
+        append_section("Customer-service readiness (out of scope, calibration, zero shot, continual)", body, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
