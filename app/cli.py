@@ -10,6 +10,11 @@ import sys
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    if args.workers > 1 and not os.environ.get("FEWSHOT_ADMIN_KEY"):
+        print("error: with --workers > 1 set FEWSHOT_ADMIN_KEY (each worker would otherwise make its own key)",
+              file=sys.stderr)
+        return 2
+
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -43,7 +48,7 @@ def _meta_train(args: argparse.Namespace) -> int:
     from models.meta.data import load_meta_dataset
     from models.meta.model import MetaModel
     from models.meta.report import build_manifest, write_run
-    from models.meta.trainer import MetaTrainConfig, meta_train
+    from models.meta.trainer import STATE_JSON, STATE_TENSORS, MetaTrainConfig, meta_train
 
     if args.search and args.resume:
         print("error: --resume cannot be combined with --search", file=sys.stderr)
@@ -84,6 +89,9 @@ def _meta_train(args: argparse.Namespace) -> int:
             lora=model.lora_manifest() if changed else None, metrics=metrics, max_length=encoder.max_length,
         )
         write_run(out, manifest, metrics, model.encoder_tensors() if changed else None)
+        if not args.keep_trainer_state:  # resume state is for interrupted runs; keep shipped checkpoints small
+            for name in (STATE_TENSORS, STATE_JSON):
+                (out / name).unlink(missing_ok=True)
         return metrics
 
     out = Path(args.out)
@@ -193,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     meta.add_argument("--max-minutes", type=float, default=12.0, help="time box for the training loop")
     meta.add_argument("--seed", type=int, default=0)
     meta.add_argument("--resume", action="store_true", help="continue from the trainer state in --out")
+    meta.add_argument("--keep-trainer-state", action="store_true",
+                      help="keep the resume state (optimiser, best weights) in --out after a finished run")
     meta.add_argument("--no-calibrate", action="store_true", help="skip the Meta-SGD calibration of the inner loop")
     meta.add_argument("--calibrate-steps", type=int, nargs="+", default=[10, 25, 50, 100],
                       help="candidate inner-loop step counts (the steps are chosen by search)")
@@ -222,6 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--cache-dir", default="runs/cache")
     evaluate.add_argument("--no-progress", action="store_true")
     evaluate.set_defaults(run=_evaluate)
+
+    from app.cli_tasks import add_client_commands  # tasks, tenants, health: the HTTP API via app.client
+
+    add_client_commands(commands)
     return parser
 
 

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.db.migrate import upgrade_head
 from app.db.session import make_engine, make_session_factory
 from app.errors import error_body, install_error_handlers
+from app.metrics import install_metrics
 from app.routers import health, tasks, tenants
 from app.services.engine import AdaptationEngine
 from app.settings import Settings
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None, encoder: TextEncoder | None = N
     app.state.settings = settings
     app.state.engine = None
     install_error_handlers(app)
+    install_metrics(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health.router)
     app.include_router(tenants.router)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import torch
 
 from app.errors import Overloaded
+from app.metrics import BATCH_TEXTS
 
 
 @dataclass
@@ -97,6 +98,7 @@ class MicroBatcher:
                 for request in batch:
                     request.future.set_exception(error)
                 continue
+            BATCH_TEXTS.observe(len(texts))
             self.batches += 1
             self.batched_requests += len(batch)
             start = 0

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from app.cache import ByteLRU
+from app.metrics import ADAPT_SECONDS
 from app.services.batcher import MicroBatcher
 from models.adapter import Adapter
 from models.classifier import Prediction, fit_adapter, rank
@@ -86,7 +87,9 @@ class AdaptationEngine:
             return adapter
 
         adapter = self._fit_worker.submit(run).result()
-        return adapter, (time.perf_counter() - started) * 1000
+        elapsed = time.perf_counter() - started
+        ADAPT_SECONDS.observe(elapsed)
+        return adapter, elapsed * 1000
 
     def predict(
         self, adapter: Adapter, texts: Sequence[str], top_k: int, oos_threshold: float | None = None

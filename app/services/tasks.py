@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from app.db.session import UnitOfWork
 from app.db.tables import AdapterVersion, Task
 from app.errors import InvalidInput, LimitExceeded, NotFound
+from app.metrics import PREDICTED_TEXTS
 from app.repositories.tasks import TaskRepository
 from app.services.content import AdapterBuilder, VersionContent
 from app.services.engine import AdaptationEngine
@@ -182,6 +183,7 @@ class TaskService:
         task = self._task(tenant_id, task_id)
         row = self._version(task, version or task.version)
         adapter = self.adapter(task, row)
+        PREDICTED_TEXTS.inc(len(texts))
         return row.version, self.engine.predict(adapter, texts, top_k, task.oos_threshold_override)
 
     def evaluate(self, tenant_id: str, task_id: str, items: Sequence[tuple[str, str | None]],

@@ -1,0 +1,57 @@
+"""Prometheus metrics at ``GET /metrics``: request latency by route, encoder batches,
+adaptation time and adapter-cache state (prometheus-client's default registry)."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from starlette.routing import Match
+
+REQUESTS = Histogram(
+    "fewshot_request_seconds", "HTTP request latency", ["method", "route", "status"],
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+PREDICTED_TEXTS = Counter("fewshot_predicted_texts_total", "texts classified by predict")
+BATCH_TEXTS = Histogram("fewshot_encoder_batch_texts", "texts per micro-batched encoder pass",
+                        buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024))
+ADAPT_SECONDS = Histogram("fewshot_adaptation_seconds", "inner-loop adaptation time (calibration included)",
+                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+CACHE_BYTES = Gauge("fewshot_adapter_cache_bytes", "bytes of adapters held in memory")
+CACHE_ENTRIES = Gauge("fewshot_adapter_cache_entries", "adapters held in memory")
+CACHE_HITS = Gauge("fewshot_adapter_cache_hits", "adapter cache hits since start")
+CACHE_MISSES = Gauge("fewshot_adapter_cache_misses", "adapter cache misses since start")
+
+
+def _route_of(request: Request) -> str:
+    """The route template (``/v1/tasks/{task_id}/predict``), never the raw path, so
+    label values stay few."""
+    route = request.scope.get("route")
+    if route is not None and hasattr(route, "path"):
+        return route.path
+    for candidate in request.app.router.routes:
+        if candidate.matches(request.scope)[0] == Match.FULL:
+            return getattr(candidate, "path", "other")
+    return "unmatched"
+
+
+def install_metrics(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def _timed(request: Request, call_next):  # noqa: ANN001, ANN202 - starlette signature
+        started = time.perf_counter()
+        response = await call_next(request)
+        REQUESTS.labels(request.method, _route_of(request), str(response.status_code)).observe(
+            time.perf_counter() - started
+        )
+        return response
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics(request: Request) -> Response:
+        engine = request.app.state.engine
+        if engine is not None:
+            CACHE_BYTES.set(engine.cache.num_bytes)
+            CACHE_ENTRIES.set(len(engine.cache))
+            CACHE_HITS.set(engine.cache.hits)
+            CACHE_MISSES.set(engine.cache.misses)
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,18 @@
+"""GET /metrics exposes Prometheus text with request, predict and cache figures."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from tests.helpers import create_task, create_tenant
+
+
+def test_metrics_count_predictions_and_requests(client: TestClient) -> None:
+    headers = create_tenant(client)
+    task = create_task(client, headers)
+    client.post(f"/v1/tasks/{task['id']}/predict", json={"texts": ["play a song", "set my alarm"]}, headers=headers)
+    body = client.get("/metrics").text
+    assert "fewshot_predicted_texts_total" in body
+    assert 'route="/v1/tasks/{task_id}/predict"' in body
+    assert "fewshot_adapter_cache_entries" in body
+    assert "fewshot_encoder_batch_texts_bucket" in body
