@@ -7,7 +7,7 @@ import time
 
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
-from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUESTS = Histogram(
     "fewshot_request_seconds", "HTTP request latency", ["method", "route", "status"],
@@ -24,27 +24,35 @@ CACHE_HITS = Gauge("fewshot_adapter_cache_hits", "adapter cache hits since start
 CACHE_MISSES = Gauge("fewshot_adapter_cache_misses", "adapter cache misses since start")
 
 
-def _route_of(request: Request) -> str:
-    """The route template (``/v1/tasks/{task_id}/predict``), never the raw path, so
-    label values stay few."""
-    route = request.scope.get("route")
-    if route is not None and hasattr(route, "path"):
-        return route.path
-    for candidate in request.app.router.routes:
-        if candidate.matches(request.scope)[0] == Match.FULL:
-            return getattr(candidate, "path", "other")
-    return "unmatched"
+class RequestTimer:
+    """Pure ASGI middleware (no per-request task or body copy) timing each request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            REQUESTS.labels(scope["method"], path, str(status)).observe(time.perf_counter() - started)
 
 
 def install_metrics(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def _timed(request: Request, call_next):  # noqa: ANN001, ANN202 - starlette signature
-        started = time.perf_counter()
-        response = await call_next(request)
-        REQUESTS.labels(request.method, _route_of(request), str(response.status_code)).observe(
-            time.perf_counter() - started
-        )
-        return response
+    app.add_middleware(RequestTimer)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics(request: Request) -> Response:
