@@ -161,6 +161,10 @@ class EvaluateOut(BaseModel):
     report: dict = Field(description="accuracy, macro_f1, per_label, confusions, out_of_scope")
 
 
+class TaskSettings(BaseModel):
+    oos_threshold: float | None = Field(None, description="the out-of-scope threshold override, if any")
+
+
 class TaskDocument(BaseModel):
     """A whole task as one JSON document, for moving it between deployments."""
 
@@ -171,4 +175,4 @@ class TaskDocument(BaseModel):
     labels: list[LabelIn] = Field(default_factory=list)
     examples: list[ExampleIn] = Field(default_factory=list)
     out_of_scope: list[str] = Field(default_factory=list)
-    settings: dict = Field(default_factory=dict, description="oos_threshold")
+    settings: TaskSettings = Field(default_factory=TaskSettings)

@@ -85,3 +85,110 @@ def test_metadata_names_follow_the_convention() -> None:
     """The ORM side (what autogenerate would emit) uses the same names as the migration."""
     names = {c.name for table in Base.metadata.tables.values() for c in table.constraints}
     assert {"pk_tasks", "pk_examples", "fk_examples_task_id_tasks", "uq_adapter_versions_task_id_version"} <= names
+
+
+def test_upgrade_from_0001_backfills_the_example_ids_of_existing_versions(empty_database_url: str, engine: Engine) -> None:
+    """Versions made before 0002 get as example set every example added up to them."""
+    from datetime import datetime, timezone
+
+    from alembic import command
+    from sqlalchemy import select, text
+
+    from app.db.tables import AdapterVersion, Example, Task
+
+    config = alembic_config(empty_database_url)
+    command.upgrade(config, "0001")
+    assert _revision(engine) == "0001"
+    now = datetime.now(timezone.utc)
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO tenants (id, name, created_at) VALUES ('t1', 'acme', :now)"), {"now": now})
+        for task_id, version in (("task-a", 3), ("task-b", 1)):
+            connection.execute(
+                text("INSERT INTO tasks (id, tenant_id, name, version, created_at, updated_at)"
+                     " VALUES (:id, 't1', :id, :version, :now, :now)"),
+                {"id": task_id, "version": version, "now": now},
+            )
+        rows = [("task-a", "what is my balance", "balance", 1), ("task-b", "hello", "greet", 1),
+                ("task-a", "i lost my card", "lost_card", 1), ("task-a", "send money", "transfer", 2),
+                ("task-b", "bye", "farewell", 1), ("task-a", "move money to savings", "transfer", 3)]
+        for task_id, example_text, label, version_added in rows:
+            connection.execute(
+                text("INSERT INTO examples (task_id, text, label, version_added) VALUES (:t, :x, :l, :v)"),
+                {"t": task_id, "x": example_text, "l": label, "v": version_added},
+            )
+        for task_id, version in (("task-a", 1), ("task-a", 2), ("task-a", 3), ("task-b", 1)):
+            connection.execute(
+                text("INSERT INTO adapter_versions (task_id, version, format_version, encoder_fingerprint, labels,"
+                     " num_examples, adapted_ms, tensors, created_at)"
+                     " VALUES (:t, :v, 1, 'enc', :labels, 1, 1.0, :tensors, :now)"),
+                {"t": task_id, "v": version, "labels": '["a", "b"]', "tensors": b"\x00\x01", "now": now},
+            )
+
+    command.upgrade(config, "head")
+    assert _revision(engine) == ScriptDirectory.from_config(config).get_current_head()
+    versions, examples, tasks = AdapterVersion.__table__, Example.__table__, Task.__table__
+    with engine.connect() as connection:
+        ids = {(r.task_id, r.text): r.id for r in connection.execute(select(examples.c.id, examples.c.task_id,
+                                                                            examples.c.text))}
+        backfilled = {(r.task_id, r.version): r for r in connection.execute(select(versions))}
+        out_of_scope = connection.execute(select(examples.c.out_of_scope)).scalars().all()
+        overrides = connection.execute(select(tasks.c.oos_threshold_override)).scalars().all()
+
+    def expected(task_id: str, *texts: str) -> list[int]:
+        return sorted(ids[(task_id, t)] for t in texts)
+
+    assert backfilled[("task-a", 1)].example_ids == expected("task-a", "what is my balance", "i lost my card")
+    assert backfilled[("task-a", 2)].example_ids == expected("task-a", "what is my balance", "i lost my card",
+                                                             "send money")
+    assert backfilled[("task-a", 3)].example_ids == expected("task-a", "what is my balance", "i lost my card",
+                                                             "send money", "move money to savings")
+    assert backfilled[("task-b", 1)].example_ids == expected("task-b", "hello", "bye")
+    for row in backfilled.values():  # the other new columns start empty
+        assert (row.label_descriptions, row.temperature, row.oos_threshold, row.change, row.parent_version) == (
+            None, None, None, None, None)
+        assert row.tensors == b"\x00\x01" and row.labels == ["a", "b"]
+    assert out_of_scope == [False] * len(rows) and overrides == [None, None]
+
+
+def test_a_task_made_before_0002_is_served_after_the_upgrade(empty_database_url: str, engine: Engine) -> None:
+    """Its versions' example sets are backfilled and its adapter (of another encoder) is rebuilt."""
+    from datetime import datetime, timezone
+
+    from alembic import command
+    from fastapi.testclient import TestClient
+    from sqlalchemy import text
+
+    from app.client import FewShotClient
+    from app.main import create_app
+    from app.security import hash_api_key
+    from tests.conftest import make_settings
+    from tests.fakes import FakeEncoder
+
+    command.upgrade(alembic_config(empty_database_url), "0001")
+    now = datetime.now(timezone.utc)
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO tenants (id, name, created_at) VALUES ('t1', 'acme', :now)"), {"now": now})
+        connection.execute(text("INSERT INTO api_keys (tenant_id, key_hash, prefix, created_at)"
+                                " VALUES ('t1', :hash, 'fsk_old', :now)"), {"hash": hash_api_key("fsk_old"), "now": now})
+        connection.execute(text("INSERT INTO tasks (id, tenant_id, name, version, created_at, updated_at)"
+                                " VALUES ('old', 't1', 'old', 2, :now, :now)"), {"now": now})
+        for example_text, label, version_added in [("play some music", "music", 1), ("play a song", "music", 1),
+                                                   ("set an alarm", "alarm", 1), ("wake me up with an alarm", "alarm", 1),
+                                                   ("weather today", "weather", 2), ("will it rain", "weather", 2)]:
+            connection.execute(text("INSERT INTO examples (task_id, text, label, version_added)"
+                                    " VALUES ('old', :x, :l, :v)"), {"x": example_text, "l": label, "v": version_added})
+        for version, labels in ((1, '["alarm", "music"]'), (2, '["alarm", "music", "weather"]')):
+            connection.execute(text("INSERT INTO adapter_versions (task_id, version, format_version, encoder_fingerprint,"
+                                    " labels, num_examples, adapted_ms, tensors, created_at)"
+                                    " VALUES ('old', :v, 1, 'retired-encoder', :labels, 4, 1.0, :tensors, :now)"),
+                               {"v": version, "labels": labels, "tensors": b"stale", "now": now})
+
+    app = create_app(make_settings(empty_database_url), encoder=FakeEncoder())  # migrates to head at start
+    with TestClient(app) as http, FewShotClient("http://testserver", api_key="fsk_old", http_client=http) as fewshot:
+        assert fewshot.get_task("old")["labels"] == ["alarm", "music", "weather"]
+        assert [len(fewshot.list_examples("old", version=v)["examples"]) for v in (1, 2)] == [4, 6]
+        texts = ["play music please", "will it rain tomorrow"]
+        assert [p["label"] for p in fewshot.predict("old", texts)["predictions"]] == ["music", "weather"]
+        pinned = fewshot.predict("old", texts, version=1)["predictions"]
+        assert all(p["top_k"][0]["label"] in ("alarm", "music") for p in pinned)
+        assert fewshot.add_examples("old", [("cancel my alarm", "alarm")])["num_examples"] == 7

@@ -13,7 +13,7 @@ from app.schemas import (
     LabelScore, PredictIn, PredictionOut, PredictOut, Rollback, TaskCreate, TaskDocument, TaskList, TaskOut,
     TaskUpdate, VersionList, VersionOut,
 )
-from app.services.tasks import UNSET, Change, TaskService
+from app.services.tasks import UNSET, Change, TaskService, _utc
 
 router = APIRouter(
     prefix="/v1/tasks",
@@ -41,7 +41,7 @@ def create_task(body: TaskCreate, tenant: Tenant, tasks: Tasks) -> TaskOut:
 @router.post("/import", status_code=201, response_model=TaskOut, summary="Create a task from an exported document")
 def import_task(body: TaskDocument, tenant: Tenant, tasks: Tasks) -> TaskOut:
     change = _change(body.examples, body.labels, body.out_of_scope)
-    view = tasks.create(tenant, body.name, change, body.settings.get("oos_threshold"))
+    view = tasks.create(tenant, body.name, change, body.settings.oos_threshold)
     return TaskOut(**asdict(view))
 
 
@@ -95,7 +95,7 @@ def list_versions(task_id: str, tenant: Tenant, tasks: Tasks) -> VersionList:
     current, rows = tasks.versions(tenant, task_id)
     return VersionList(current=current, versions=[
         VersionOut(version=r.version, change=r.change, parent_version=r.parent_version, labels=list(r.labels),
-                   num_examples=r.num_examples, adapted_ms=round(r.adapted_ms, 3), created_at=r.created_at)
+                   num_examples=r.num_examples, adapted_ms=round(r.adapted_ms, 3), created_at=_utc(r.created_at))
         for r in rows
     ])
 

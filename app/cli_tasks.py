@@ -1,0 +1,359 @@
+"""``fewshot tasks ...`` and ``fewshot tenants ...``: the HTTP API from the command line.
+
+Every command talks to a running server through :class:`app.client.FewShotClient`
+and prints the answer as JSON on standard output. The server's URL and keys come
+from ``--url``/``FEWSHOT_URL`` (default http://127.0.0.1:8000),
+``--api-key``/``FEWSHOT_API_KEY`` and ``--admin-key``/``FEWSHOT_ADMIN_KEY``.
+An error answer is printed on standard error and exits with status 1; unusable
+input files or arguments exit with status 2.
+
+This module imports only the standard library; httpx is imported when a command
+runs, so ``fewshot serve`` does not pay for it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from app.client import FewShotClient
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+class InputError(Exception):
+    """An input file or argument the command cannot use (exit status 2)."""
+
+
+# --- connection -------------------------------------------------------------------------
+def connection(args: argparse.Namespace) -> tuple[str, str | None, str | None]:
+    """(url, api key, admin key) from the options, else the environment, else defaults."""
+    url = args.url or os.environ.get("FEWSHOT_URL") or DEFAULT_URL
+    api_key = args.api_key or os.environ.get("FEWSHOT_API_KEY") or None
+    admin_key = args.admin_key or os.environ.get("FEWSHOT_ADMIN_KEY") or None
+    return url, api_key, admin_key
+
+
+def make_client(args: argparse.Namespace) -> FewShotClient:
+    """The client the commands use (tests replace this to talk to an in-process app)."""
+    from app.client import FewShotClient
+
+    url, api_key, admin_key = connection(args)
+    return FewShotClient(url, api_key=api_key, admin_key=admin_key, timeout=args.timeout)
+
+
+# --- input files --------------------------------------------------------------------------
+def _lines(path: str) -> list[tuple[int, str]]:
+    """(line number, line) of the non-blank lines of a file, or of stdin for ``-``."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise InputError(f"cannot read {path}: {error.strerror or error}") from error
+    return [(number, line) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
+def _json_line(path: str, number: int, line: str) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as error:
+        raise InputError(f"{path}:{number}: not JSON ({error.msg})") from error
+
+
+def read_examples(path: str, oos_label: str | None = None, allow_none: bool = False) -> list[dict[str, Any]]:
+    """A JSONL file of ``{"text": ..., "label": ...}`` objects (other keys are ignored).
+
+    With ``allow_none`` (evaluation data) a null label, or ``oos_label``, marks an
+    out-of-scope text."""
+    examples = []
+    for number, line in _lines(path):
+        row = _json_line(path, number, line)
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+            raise InputError(f'{path}:{number}: expected an object with "text" and "label"')
+        label = row.get("label")
+        if allow_none and oos_label is not None and label == oos_label:
+            label = None
+        if not (isinstance(label, str) or (allow_none and label is None)):
+            raise InputError(f'{path}:{number}: "label" must be a string')
+        examples.append({"text": row["text"], "label": label})
+    return examples
+
+
+def read_texts(path: str) -> list[str]:
+    """Texts, one per line; a ``.jsonl`` file may hold JSON strings or objects with
+    ``"text"`` (e.g. ``{"text": ..., "label": "oos"}``: the label is ignored)."""
+    texts = []
+    jsonl = path.endswith((".jsonl", ".ndjson"))
+    for number, line in _lines(path):
+        if not jsonl:
+            texts.append(line.strip())
+            continue
+        row = _json_line(path, number, line)
+        if isinstance(row, dict) and isinstance(row.get("text"), str):
+            texts.append(row["text"])
+        elif isinstance(row, str):
+            texts.append(row)
+        else:
+            raise InputError(f'{path}:{number}: expected a JSON string or an object with "text"')
+    return texts
+
+
+def read_labels(path: str) -> list[dict[str, Any]]:
+    """A JSON file: a list of names and/or ``{"name", "description"}`` objects, or an
+    object ``{name: description or null}``."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise InputError(f"cannot read {path}: {error.strerror or error}") from error
+    except json.JSONDecodeError as error:
+        raise InputError(f"{path}: not JSON ({error.msg})") from error
+    if isinstance(data, dict):
+        data = [{"name": name, "description": description} for name, description in data.items()]
+    if not isinstance(data, list):
+        raise InputError(f"{path}: expected a list of labels or an object {{name: description}}")
+    labels = []
+    for i, item in enumerate(data):
+        if isinstance(item, str):
+            item = {"name": item}
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise InputError(f'{path}: labels[{i}] must be a name or an object with "name"')
+        labels.append({"name": item["name"], "description": item.get("description")})
+    return labels
+
+
+def read_json(path: str) -> Any:
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        return json.loads(text)
+    except OSError as error:
+        raise InputError(f"cannot read {path}: {error.strerror or error}") from error
+    except json.JSONDecodeError as error:
+        raise InputError(f"{path}: not JSON ({error.msg})") from error
+
+
+def _change(args: argparse.Namespace) -> dict[str, Any]:
+    """examples / labels / out_of_scope keyword arguments from the file options."""
+    return {
+        "examples": read_examples(args.examples) if args.examples else [],
+        "labels": read_labels(args.labels) if args.labels else None,
+        "out_of_scope": read_texts(args.out_of_scope) if args.out_of_scope else None,
+    }
+
+
+# --- commands ---------------------------------------------------------------------------------
+def _create(client: FewShotClient, args: argparse.Namespace) -> Any:
+    change = _change(args)
+    if not (change["examples"] or change["labels"]):
+        raise InputError("give --examples and/or --labels")
+    return client.create_task(args.name, oos_threshold=args.oos_threshold, **change)
+
+
+def _add(client: FewShotClient, args: argparse.Namespace) -> Any:
+    change = _change(args)
+    if not (change["examples"] or change["labels"] or change["out_of_scope"]):
+        raise InputError("give --examples, --labels and/or --out-of-scope")
+    return client.add_examples(args.task_id, **change)
+
+
+def _update(client: FewShotClient, args: argparse.Namespace) -> Any:
+    from app.client import UNSET
+
+    threshold = None if args.clear_oos_threshold else (UNSET if args.oos_threshold is None else args.oos_threshold)
+    if args.name is None and threshold is UNSET:
+        raise InputError("give --name, --oos-threshold or --clear-oos-threshold")
+    return client.update_task(args.task_id, name=args.name, oos_threshold=threshold)
+
+
+def _predict(client: FewShotClient, args: argparse.Namespace) -> Any:
+    texts = list(args.texts) + (read_texts(args.file) if args.file else [])
+    if not texts:
+        raise InputError("give texts as arguments or --file")
+    return client.predict(args.task_id, texts, top_k=args.top_k, version=args.version)
+
+
+def _evaluate(client: FewShotClient, args: argparse.Namespace) -> Any:
+    examples = read_examples(args.data, oos_label=args.oos_label, allow_none=True)
+    if args.out_of_scope:
+        examples += [{"text": text, "label": None} for text in read_texts(args.out_of_scope)]
+    if not examples:
+        raise InputError(f"{args.data}: no examples")
+    return client.evaluate(args.task_id, examples, version=args.version)
+
+
+def _remove(client: FewShotClient, args: argparse.Namespace) -> Any:
+    if not (args.example_ids or args.labels):
+        raise InputError("give --example-id and/or --label")
+    return client.remove_examples(args.task_id, example_ids=args.example_ids or (), labels=args.labels or ())
+
+
+def _export(client: FewShotClient, args: argparse.Namespace) -> Any:
+    document = client.export_task(args.task_id, version=args.version)
+    if args.out:
+        Path(args.out).write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        return {"exported": args.task_id, "version": document.get("version"), "file": args.out}
+    return document
+
+
+def _import(client: FewShotClient, args: argparse.Namespace) -> Any:
+    document = read_json(args.file)
+    if not isinstance(document, dict):
+        raise InputError(f"{args.file}: expected a JSON object (a `fewshot tasks export` document)")
+    if args.name:
+        document["name"] = args.name
+    return client.import_task(document)
+
+
+def _delete(client: FewShotClient, args: argparse.Namespace) -> Any:
+    client.delete_task(args.task_id)
+    return {"deleted": args.task_id}
+
+
+COMMANDS: dict[str, Callable[[FewShotClient, argparse.Namespace], Any]] = {
+    "create": _create,
+    "list": lambda c, a: c.list_tasks(limit=a.limit, offset=a.offset),
+    "get": lambda c, a: c.get_task(a.task_id),
+    "update": _update,
+    "add": _add,
+    "examples": lambda c, a: c.list_examples(a.task_id, version=a.version),
+    "remove": _remove,
+    "versions": lambda c, a: c.versions(a.task_id),
+    "rollback": lambda c, a: c.rollback(a.task_id, a.version),
+    "predict": _predict,
+    "evaluate": _evaluate,
+    "export": _export,
+    "import": _import,
+    "delete": _delete,
+    "tenant-create": lambda c, a: c.create_tenant(a.name),
+    "health": lambda c, a: c.healthz(),
+}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one client command; print its JSON answer, or the error on stderr."""
+    import httpx
+
+    from app.client import FewShotError
+
+    try:
+        with make_client(args) as client:
+            result = COMMANDS[args.client_command](client, args)
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except FewShotError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except httpx.HTTPError as error:
+        print(f"error: cannot reach {connection(args)[0]}: {error or type(error).__name__}", file=sys.stderr)
+        return 1
+    if result is not None:
+        try:
+            print(json.dumps(result, indent=2, ensure_ascii=False), flush=True)
+        except BrokenPipeError:  # e.g. `fewshot tasks list | head`: the reader left, quietly
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    if args.client_command == "health" and result.get("status") != "ok":
+        return 1  # still starting
+    return 0
+
+
+# --- parser -------------------------------------------------------------------------------------
+def add_client_commands(commands: argparse._SubParsersAction) -> None:
+    """Add ``tasks``, ``tenants`` and ``health`` to the ``fewshot`` parser."""
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("server")
+    group.add_argument("--url", default=None, help=f"server URL (default: FEWSHOT_URL, else {DEFAULT_URL})")
+    group.add_argument("--api-key", default=None, help="tenant API key (default: FEWSHOT_API_KEY)")
+    group.add_argument("--admin-key", default=None, help="admin key, for `tenants create` (default: FEWSHOT_ADMIN_KEY)")
+    group.add_argument("--timeout", type=float, default=120.0, help="seconds per request (default: 120)")
+
+    def leaf(parent: argparse._SubParsersAction, name: str, command: str, help: str) -> argparse.ArgumentParser:
+        parser = parent.add_parser(name, parents=[common], help=help, description=help)
+        parser.set_defaults(run=run, client_command=command)
+        return parser
+
+    def task_id(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("task_id", metavar="ID", help="the task id")
+
+    def change_files(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--examples", metavar="FILE", help='JSONL, one {"text": ..., "label": ...} per line ("-": stdin)')
+        parser.add_argument("--labels", metavar="FILE",
+                            help='JSON: ["name", {"name": ..., "description": ...}, ...] or {"name": "description"}')
+        parser.add_argument("--out-of-scope", metavar="FILE",
+                            help='out-of-scope texts: one per line, or JSONL with "text"')
+
+    tasks = commands.add_parser("tasks", help="manage and use tasks on a running server (tenant API key)")
+    sub = tasks.add_subparsers(dest="tasks_command", required=True, metavar="COMMAND")
+
+    create = leaf(sub, "create", "create", "create a task from examples and/or labels")
+    create.add_argument("--name", required=True)
+    change_files(create)
+    create.add_argument("--oos-threshold", type=float, default=None, help="override the calibrated out-of-scope threshold")
+
+    listing = leaf(sub, "list", "list", "list the tenant's tasks")
+    listing.add_argument("--limit", type=int, default=100)
+    listing.add_argument("--offset", type=int, default=0)
+
+    task_id(leaf(sub, "get", "get", "one task at its current version"))
+
+    update = leaf(sub, "update", "update", "rename a task or set/clear its out-of-scope threshold override")
+    task_id(update)
+    update.add_argument("--name", default=None)
+    threshold = update.add_mutually_exclusive_group()
+    threshold.add_argument("--oos-threshold", type=float, default=None)
+    threshold.add_argument("--clear-oos-threshold", action="store_true", help="back to the calibrated threshold")
+
+    add = leaf(sub, "add", "add", "add examples, labels or out-of-scope texts (a new version)")
+    task_id(add)
+    change_files(add)
+
+    examples = leaf(sub, "examples", "examples", "the examples of a version, with their ids")
+    task_id(examples)
+    examples.add_argument("--version", type=int, default=None)
+
+    remove = leaf(sub, "remove", "remove", "remove examples by id and/or whole labels (a new version)")
+    task_id(remove)
+    remove.add_argument("--example-id", dest="example_ids", type=int, nargs="+", action="extend", metavar="N",
+                        help="example ids (from `tasks examples`); repeatable")
+    remove.add_argument("--label", dest="labels", nargs="+", action="extend", metavar="LABEL", help="repeatable")
+
+    task_id(leaf(sub, "versions", "versions", "all versions of a task"))
+
+    rollback = leaf(sub, "rollback", "rollback", "make a new version with the content of an earlier one")
+    task_id(rollback)
+    rollback.add_argument("--version", type=int, required=True)
+
+    predict = leaf(sub, "predict", "predict", "classify texts")
+    task_id(predict)
+    predict.add_argument("texts", nargs="*", metavar="TEXT")
+    predict.add_argument("--file", metavar="FILE", help='more texts: one per line, or JSONL with "text"')
+    predict.add_argument("--top-k", type=int, default=3)
+    predict.add_argument("--version", type=int, default=None, help="pin a version (default: the current one)")
+
+    evaluate = leaf(sub, "evaluate", "evaluate", "accuracy, macro-F1, per-label scores, confusions, out-of-scope recall")
+    task_id(evaluate)
+    evaluate.add_argument("--data", required=True, metavar="FILE",
+                          help='JSONL of {"text", "label"}; a null label is out of scope')
+    evaluate.add_argument("--out-of-scope", metavar="FILE", help="out-of-scope texts: one per line, or JSONL (labels ignored)")
+    evaluate.add_argument("--oos-label", default=None, metavar="LABEL", help="a gold label in --data that means out of scope")
+    evaluate.add_argument("--version", type=int, default=None)
+
+    export = leaf(sub, "export", "export", "the task as one JSON document (stdout, or --out)")
+    task_id(export)
+    export.add_argument("--version", type=int, default=None)
+    export.add_argument("--out", default=None, metavar="FILE")
+
+    imported = leaf(sub, "import", "import", "create a task from an exported document")
+    imported.add_argument("file", metavar="FILE", help='the document ("-": stdin)')
+    imported.add_argument("--name", default=None, help="a new name for the task")
+
+    task_id(leaf(sub, "delete", "delete", "delete a task, its examples and versions"))
+
+    tenants = commands.add_parser("tenants", help="manage tenants on a running server (admin key)")
+    tenant_sub = tenants.add_subparsers(dest="tenants_command", required=True, metavar="COMMAND")
+    tenant = leaf(tenant_sub, "create", "tenant-create", "create a tenant; prints its API key (shown once)")
+    tenant.add_argument("name", metavar="NAME")
+
+    leaf(commands, "health", "health", "the server's /healthz")

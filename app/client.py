@@ -1,0 +1,400 @@
+"""A small typed Python client for the few-shot intent classification service.
+
+It needs only httpx (no torch, no FastAPI), so it can be used from any application::
+
+    from app.client import FewShotClient, FewShotError
+
+    with FewShotClient("http://127.0.0.1:8000", api_key="fsk_...") as fewshot:
+        task = fewshot.create_task("banking", [("what is my balance", "check_balance"),
+                                               ("i lost my card", "lost_card")])
+        result = fewshot.predict(task["id"], ["someone took my card"])
+        print(result["predictions"][0]["label"])
+
+Every method returns the service's JSON body (plain dicts, typed below as
+``TypedDict``s). An answer with an error status raises :class:`FewShotError`, built
+from the service's ``{"error", "detail"}`` body; network failures raise httpx's own
+``httpx.TransportError`` subclasses (e.g. ``httpx.ConnectError``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, TypedDict, Union
+
+import httpx
+
+__all__ = [
+    "FewShotClient", "FewShotError", "UNSET",
+    "Task", "TaskList", "Version", "VersionList", "Example", "ExampleList", "LabelScore", "Prediction",
+    "PredictResult", "EvaluateResult", "TenantCreated", "Health",
+]
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+# --- response shapes ------------------------------------------------------------------
+class TenantCreated(TypedDict):
+    id: str
+    name: str
+    api_key: str
+
+
+class Task(TypedDict):
+    id: str
+    name: str
+    version: int
+    labels: list[str]
+    label_descriptions: dict[str, str]
+    num_examples: int
+    num_out_of_scope: int
+    adapted_ms: float
+    temperature: float
+    oos_threshold: float | None
+    oos_threshold_override: float | None
+    created_at: str
+    updated_at: str
+
+
+class TaskList(TypedDict):
+    tasks: list[Task]
+    total: int
+
+
+class Version(TypedDict):
+    version: int
+    change: str | None
+    parent_version: int | None
+    labels: list[str]
+    num_examples: int
+    adapted_ms: float
+    created_at: str
+
+
+class VersionList(TypedDict):
+    current: int
+    versions: list[Version]
+
+
+class Example(TypedDict):
+    id: int
+    text: str
+    label: str | None
+
+
+class ExampleList(TypedDict):
+    version: int
+    examples: list[Example]
+    label_descriptions: dict[str, str]
+
+
+class LabelScore(TypedDict):
+    label: str
+    score: float
+
+
+class Prediction(TypedDict):
+    label: str | None
+    score: float
+    top_k: list[LabelScore]
+    out_of_scope: bool
+    ambiguous: bool
+    in_scope_score: float
+
+
+class PredictResult(TypedDict):
+    version: int
+    predictions: list[Prediction]
+
+
+class EvaluateResult(TypedDict):
+    version: int
+    report: dict[str, Any]
+
+
+class Health(TypedDict, total=False):
+    status: str
+    encoder: str
+    device: str
+
+
+# --- request shapes -------------------------------------------------------------------
+ExampleLike = Union[Mapping[str, Any], tuple[str, Union[str, None]]]
+"""``{"text": ..., "label": ...}`` or ``(text, label)``."""
+LabelLike = Union[str, Mapping[str, Any], tuple[str, Union[str, None]]]
+"""``"name"``, ``{"name": ..., "description": ...}`` or ``(name, description)``."""
+Labels = Union[Iterable[LabelLike], Mapping[str, Union[str, None]]]
+"""A list of :data:`LabelLike`, or a mapping ``{name: description or None}``."""
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+"""Marks an argument of :meth:`FewShotClient.update_task` as "leave unchanged"."""
+
+
+class FewShotError(Exception):
+    """An error answer of the service.
+
+    ``status_code`` is the HTTP status, ``error`` the machine-readable code (e.g.
+    ``not_found``, ``validation_error``, ``limit_exceeded``) and ``detail`` the
+    service's explanation (a string, or for ``validation_error`` pydantic's list of
+    errors). Answers without the service's error body (e.g. from a proxy) get the
+    code ``http_error`` and the body (or its text) as detail."""
+
+    def __init__(self, status_code: int, error: str, detail: object) -> None:
+        self.status_code = status_code
+        self.error = error
+        self.detail = detail
+        super().__init__(f"{status_code} {error}: {_describe(detail)}")
+
+    @classmethod
+    def from_response(cls, response: httpx.Response) -> FewShotError:
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return cls(response.status_code, "http_error", response.text.strip() or response.reason_phrase)
+        if isinstance(body, dict) and isinstance(body.get("error"), str):
+            return cls(response.status_code, body["error"], body.get("detail"))
+        return cls(response.status_code, "http_error", body)
+
+
+def _describe(detail: object) -> str:
+    """Pydantic's validation errors as ``loc: msg; ...``; anything else as is."""
+    if isinstance(detail, list) and all(isinstance(item, dict) and "msg" in item for item in detail):
+        return "; ".join(
+            f"{'.'.join(str(part) for part in item.get('loc', ()))}: {item['msg']}" for item in detail
+        )
+    return str(detail)
+
+
+class FewShotClient:
+    """Client of one service at ``base_url``.
+
+    ``api_key`` authenticates the task calls (a tenant's key, ``fsk_...``);
+    ``admin_key`` only :meth:`create_tenant`. Both are plain attributes and may be set
+    later, e.g. ``client.api_key = client.create_tenant("acme")["api_key"]``.
+
+    ``transport`` replaces httpx's network transport (e.g. ``httpx.MockTransport``);
+    ``http_client`` makes the client send its requests through an existing
+    ``httpx.Client`` (for example a FastAPI ``TestClient``), which is then not closed
+    by :meth:`close`. Use the client as a context manager, or call :meth:`close`."""
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_URL,
+        api_key: str | None = None,
+        admin_key: str | None = None,
+        timeout: float | None = 60.0,
+        transport: httpx.BaseTransport | None = None,
+        http_client: httpx.Client | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.admin_key = admin_key
+        self._owns_http = http_client is None
+        self._http = http_client if http_client is not None else httpx.Client(timeout=timeout, transport=transport)
+
+    # --- lifecycle -------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the connection pool (not an ``http_client`` passed in)."""
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> FewShotClient:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"FewShotClient({self.base_url!r})"
+
+    # --- tenants and health ------------------------------------------------------------
+    def healthz(self) -> Health:
+        """``{"status": "ok", "encoder": ..., "device": ...}`` once the server is ready;
+        ``{"status": "starting"}`` (HTTP 503) while it loads the encoder."""
+        response = self._http.request("GET", self._url("/healthz"))
+        if response.status_code == 503:
+            body = _json_or_none(response)
+            if isinstance(body, dict) and "status" in body:
+                return body  # type: ignore[return-value]
+        return self._body(response)
+
+    def create_tenant(self, name: str) -> TenantCreated:
+        """Create a tenant with the admin key; the answer holds its API key (shown once)."""
+        return self._call("POST", "/v1/tenants", {"name": name}, key=self.admin_key)
+
+    # --- tasks -------------------------------------------------------------------------
+    def create_task(
+        self,
+        name: str,
+        examples: Iterable[ExampleLike] = (),
+        labels: Labels | None = None,
+        out_of_scope: Iterable[str] | None = None,
+        oos_threshold: float | None = None,
+    ) -> Task:
+        """Create a task; its adapter is ready when this returns.
+
+        ``examples`` are ``{"text", "label"}`` dicts or ``(text, label)`` tuples;
+        ``labels`` declares labels, optionally with a description, which may have no
+        examples (zero-shot); ``out_of_scope`` are texts that belong to no label; and
+        ``oos_threshold`` overrides the calibrated out-of-scope threshold."""
+        body: dict[str, Any] = {"name": name, "examples": _examples(examples)}
+        if labels is not None:
+            body["labels"] = _labels(labels)
+        if out_of_scope is not None:
+            body["out_of_scope"] = _texts(out_of_scope)
+        if oos_threshold is not None:
+            body["oos_threshold"] = oos_threshold
+        return self._call("POST", "/v1/tasks", body)
+
+    def list_tasks(self, limit: int = 100, offset: int = 0) -> TaskList:
+        """One page of the tenant's tasks (``limit`` 1..500) and their total count."""
+        return self._call("GET", "/v1/tasks", params={"limit": limit, "offset": offset})
+
+    def get_task(self, task_id: str) -> Task:
+        """The task at its current version."""
+        return self._call("GET", f"/v1/tasks/{task_id}")
+
+    def update_task(self, task_id: str, *, name: str | None = None, oos_threshold: float | None = UNSET) -> Task:
+        """Rename the task and/or set its out-of-scope threshold override
+        (``oos_threshold=None`` clears it; leave it out to keep it). Not versioned."""
+        body: dict[str, Any] = {}
+        if name is not None:
+            body["name"] = name
+        if oos_threshold is not UNSET:
+            body["oos_threshold"] = oos_threshold
+        return self._call("PATCH", f"/v1/tasks/{task_id}", body)
+
+    def delete_task(self, task_id: str) -> None:
+        """Delete the task with all its examples and versions."""
+        self._call("DELETE", f"/v1/tasks/{task_id}")
+
+    def add_examples(
+        self,
+        task_id: str,
+        examples: Iterable[ExampleLike] = (),
+        labels: Labels | None = None,
+        out_of_scope: Iterable[str] | None = None,
+    ) -> Task:
+        """Add examples, labels and/or out-of-scope texts: a new version, adapted from
+        the current one. Returns the task at the new version."""
+        body: dict[str, Any] = {"examples": _examples(examples)}
+        if labels is not None:
+            body["labels"] = _labels(labels)
+        if out_of_scope is not None:
+            body["out_of_scope"] = _texts(out_of_scope)
+        return self._call("POST", f"/v1/tasks/{task_id}/examples", body)
+
+    def list_examples(self, task_id: str, version: int | None = None) -> ExampleList:
+        """The examples of a version (default: the current one) with their ids;
+        out-of-scope examples have the label None."""
+        return self._call("GET", f"/v1/tasks/{task_id}/examples", params=_drop_none(version=version))
+
+    def remove_examples(self, task_id: str, example_ids: Iterable[int] = (), labels: Iterable[str] = ()) -> Task:
+        """A new version without these examples (ids from :meth:`list_examples`) and
+        without these labels (with all their examples)."""
+        body = {"example_ids": list(example_ids), "labels": _texts(labels)}
+        return self._call("POST", f"/v1/tasks/{task_id}/remove", body)
+
+    def versions(self, task_id: str) -> VersionList:
+        """All versions of the task, oldest first, and the current version number."""
+        return self._call("GET", f"/v1/tasks/{task_id}/versions")
+
+    def rollback(self, task_id: str, version: int) -> Task:
+        """Make a new version with the content (and adapter) of ``version``."""
+        return self._call("POST", f"/v1/tasks/{task_id}/rollback", {"version": version})
+
+    def predict(self, task_id: str, texts: str | Sequence[str], top_k: int = 3, version: int | None = None) -> PredictResult:
+        """Classify texts (a single string is one text), optionally with a pinned
+        version. A prediction's ``label`` is None when the text is out of scope."""
+        body: dict[str, Any] = {"texts": _texts(texts), "top_k": top_k}
+        if version is not None:
+            body["version"] = version
+        return self._call("POST", f"/v1/tasks/{task_id}/predict", body)
+
+    def evaluate(self, task_id: str, examples: Iterable[ExampleLike], version: int | None = None) -> EvaluateResult:
+        """Accuracy, macro-F1, per-label precision/recall, confusions and (when some
+        gold labels are None, i.e. out of scope) out-of-scope precision/recall."""
+        body: dict[str, Any] = {"examples": _examples(examples, allow_none=True)}
+        if version is not None:
+            body["version"] = version
+        return self._call("POST", f"/v1/tasks/{task_id}/evaluate", body)
+
+    def export_task(self, task_id: str, version: int | None = None) -> dict[str, Any]:
+        """The task (default: its current version) as one JSON document for :meth:`import_task`."""
+        return self._call("GET", f"/v1/tasks/{task_id}/export", params=_drop_none(version=version))
+
+    def import_task(self, document: Mapping[str, Any]) -> Task:
+        """Create a task (in this client's tenant) from an exported document."""
+        return self._call("POST", "/v1/tasks/import", dict(document))
+
+    # --- plumbing ----------------------------------------------------------------------
+    def _url(self, path: str) -> str:
+        return self.base_url + path
+
+    def _call(self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None,
+              key: str | None | _Unset = UNSET) -> Any:
+        key = self.api_key if key is UNSET else key
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        response = self._http.request(method, self._url(path), json=body, params=params, headers=headers)
+        return self._body(response)
+
+    @staticmethod
+    def _body(response: httpx.Response) -> Any:
+        if response.is_error:
+            raise FewShotError.from_response(response)
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def _drop_none(**values: Any) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _texts(texts: str | Iterable[str]) -> list[str]:
+    return [texts] if isinstance(texts, str) else list(texts)
+
+
+def _examples(examples: Iterable[ExampleLike], allow_none: bool = False) -> list[dict[str, Any]]:
+    out = []
+    for i, item in enumerate(examples):
+        if isinstance(item, Mapping):
+            text, label = item.get("text"), item.get("label")
+        elif isinstance(item, (tuple, list)) and len(item) == 2:
+            text, label = item
+        else:
+            raise TypeError(f"examples[{i}]: expected a {{'text', 'label'}} mapping or a (text, label) pair, got {item!r}")
+        if label is None and not allow_none:
+            raise TypeError(f"examples[{i}] has no label")
+        out.append({"text": text, "label": label})
+    return out
+
+
+def _labels(labels: Labels) -> list[dict[str, Any]]:
+    if isinstance(labels, Mapping):
+        return [{"name": name, "description": description} for name, description in labels.items()]
+    out = []
+    for i, item in enumerate(labels):
+        if isinstance(item, str):
+            out.append({"name": item})
+        elif isinstance(item, Mapping):
+            out.append({"name": item.get("name"), "description": item.get("description")})
+        elif isinstance(item, (tuple, list)) and len(item) == 2:
+            out.append({"name": item[0], "description": item[1]})
+        else:
+            raise TypeError(f"labels[{i}]: expected a name, a {{'name', 'description'}} mapping or a pair, got {item!r}")
+    return out
