@@ -33,9 +33,12 @@ def max_cosine(params: HeadParams, embeddings: torch.Tensor) -> torch.Tensor:
 
 
 def cross_fit(
-    embeddings: torch.Tensor, targets: torch.Tensor, num_classes: int, config: InnerLoopConfig, seed: int = 0
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Held-out (logits, max-cosine, mask) for examples of classes with >= 2 examples."""
+    embeddings: torch.Tensor, targets: torch.Tensor, num_classes: int, config: InnerLoopConfig, seed: int = 0,
+    negatives: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Held-out (logits, max-cosine, targets) for examples of classes with >= 2 examples,
+    and the max-cosine of ``negatives`` (out-of-scope embeddings) averaged over the
+    fold heads, so both are scored by heads that never saw them (None without negatives)."""
     generator = torch.Generator().manual_seed(seed)
     fold = torch.full((len(targets),), -1, dtype=torch.long)
     cpu_targets = targets.cpu()
@@ -47,6 +50,8 @@ def cross_fit(
     fold = fold.to(targets.device)
     logits = torch.zeros(len(targets), num_classes, device=embeddings.device)
     scores = torch.zeros(len(targets), device=embeddings.device)
+    has_negatives = negatives is not None and len(negatives) > 0
+    negative_scores, heads = torch.zeros(len(negatives) if has_negatives else 0, device=embeddings.device), 0
     for held_out in (0, 1):
         train = fold != held_out
         test = fold == held_out
@@ -55,12 +60,20 @@ def cross_fit(
         params = adapt(embeddings[train], targets[train], num_classes, config)
         logits[test] = head_logits(params, embeddings[test], config.scale)
         scores[test] = max_cosine(params, embeddings[test])
+        if has_negatives:
+            negative_scores += max_cosine(params, negatives.to(embeddings.device, embeddings.dtype))
+            heads += 1
     mask = fold >= 0
-    return logits[mask], scores[mask], targets[mask]
+    return logits[mask], scores[mask], targets[mask], (negative_scores / heads if has_negatives and heads else None)
 
 
-def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, bounds: tuple[float, float] = (0.05, 20.0)) -> float:
-    """The temperature T minimising held-out NLL of softmax(logits / T)."""
+def fit_temperature(
+    logits: torch.Tensor, targets: torch.Tensor, prior_std: float = 0.5, bounds: tuple[float, float] = (0.1, 10.0)
+) -> float:
+    """The MAP temperature: held-out NLL of softmax(logits / T) summed over examples,
+    plus a Gaussian prior on log T (mean 0, ``prior_std``). With hundreds of held-out
+    texts the data decide; with a handful, which are often all right and would
+    otherwise drive T toward 0 (probabilities of exactly 1), the prior keeps T near 1."""
     if len(targets) == 0:
         return 1.0
     log_t = torch.zeros(1, device=logits.device, requires_grad=True)
@@ -68,7 +81,8 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, bounds: tuple[f
 
     def closure() -> torch.Tensor:
         optimiser.zero_grad()
-        loss = F.cross_entropy(logits.detach() / log_t.exp(), targets)
+        nll = F.cross_entropy(logits.detach() / log_t.exp(), targets, reduction="sum")
+        loss = nll + 0.5 * (log_t**2).sum() / prior_std**2
         loss.backward()
         return loss
 
@@ -77,14 +91,16 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, bounds: tuple[f
 
 
 def choose_threshold(in_scope: torch.Tensor, negatives: torch.Tensor | None, reject_quantile: float) -> float:
-    """Quantile of in-scope scores; with negatives, the best balanced separation,
-    never rejecting more than twice ``reject_quantile`` of the in-scope scores."""
+    """Quantile of in-scope scores; with negatives, the best balanced separation at or
+    above it, never rejecting more than twice ``reject_quantile`` of the in-scope scores."""
     quantile = float(torch.quantile(in_scope.float(), reject_quantile).item())
     if negatives is None or len(negatives) == 0:
         return quantile
     ceiling = float(torch.quantile(in_scope.float(), min(1.0, 2 * reject_quantile)).item())
-    candidates = torch.cat([in_scope, negatives]).unique()
-    candidates = candidates[candidates <= ceiling]
+    # Negatives may only raise the threshold (reject more), never lower it below the
+    # support-only default, and never past rejecting 2 x reject_quantile of in-scope texts.
+    candidates = torch.cat([in_scope, negatives, in_scope.new_tensor([quantile])]).unique()
+    candidates = candidates[(candidates >= quantile) & (candidates <= ceiling)]
     if len(candidates) == 0:
         return quantile
     accept_in = (in_scope[None, :] >= candidates[:, None]).float().mean(1)
@@ -101,11 +117,12 @@ def calibrate(
     reject_quantile: float = 0.05,
 ) -> TaskCalibration:
     """Temperature and out-of-scope threshold for a task, from its support set."""
-    logits, scores, held_targets = cross_fit(embeddings, targets, num_classes, config)
+    logits, scores, held_targets, negative_scores = cross_fit(embeddings, targets, num_classes, config,
+                                                              negatives=negatives)
     if len(held_targets) < 2:
         return TaskCalibration()
     temperature = fit_temperature(logits, held_targets)
-    return TaskCalibration(temperature, choose_threshold(scores, negatives, reject_quantile))
+    return TaskCalibration(temperature, choose_threshold(scores, negative_scores, reject_quantile))
 
 
 def expected_calibration_error(probabilities: torch.Tensor, targets: torch.Tensor, bins: int = 15) -> float:
