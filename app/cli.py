@@ -48,7 +48,8 @@ def _meta_train(args: argparse.Namespace) -> int:
     from models.meta.data import load_meta_dataset
     from models.meta.model import MetaModel
     from models.meta.report import build_manifest, write_run
-    from models.meta.trainer import STATE_JSON, STATE_TENSORS, MetaTrainConfig, meta_train
+    from models.meta.state import STATE_JSON, STATE_TENSORS
+    from models.meta.trainer import MetaTrainConfig, meta_train
 
     if args.search and args.resume:
         print("error: --resume cannot be combined with --search", file=sys.stderr)
@@ -116,7 +117,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from models.checkpoint import load_checkpoint
-    from models.meta.evaluation import LeakageError, check_leakage, evaluate, markdown_table, plot_results, summary
+    from models.meta.evaluation import LeakageError, check_leakage, evaluate
+    from models.meta.tables import markdown_table, plot_results, summary
 
     data = Path(args.data)
     checkpoints: list = [("bare", None)]

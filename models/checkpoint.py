@@ -89,6 +89,7 @@ def save_checkpoint(path: str | Path, manifest: dict, tensors: dict[str, torch.T
     weights_file = path / "encoder.safetensors"
     if tensors:
         save_file({k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}, str(weights_file))
+        weights_file.chmod(0o644)  # safetensors writes 0600; a server running as another user must read it
     elif weights_file.exists():
         weights_file.unlink()
     (path / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

@@ -21,7 +21,7 @@ factors when the encoder is being trained.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import torch
@@ -59,7 +59,7 @@ def maml_head_loss(support: torch.Tensor, ys: torch.Tensor, query: torch.Tensor,
 
 
 def _floats(config: InnerLoopConfig) -> InnerLoopConfig:
-    return InnerLoopConfig(config.steps, float(config.learning_rate), float(config.proximal), float(config.scale))
+    return replace(config, learning_rate=float(config.learning_rate), proximal=float(config.proximal), scale=float(config.scale))
 
 
 @dataclass

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import replace
 from typing import Sequence
 
 import torch
@@ -30,17 +31,20 @@ class LearnedInnerLoop(nn.Module):
 
     def __init__(self, config: InnerLoopConfig, learn: bool = True) -> None:
         super().__init__()
+        self.base = config  # fields not learned here (e.g. continual_steps) pass through unchanged
         self.steps = int(config.steps)
         values = [math.log(config.learning_rate), math.log(max(config.proximal, PROXIMAL_FLOOR)), math.log(config.scale)]
         self.log_lr, self.log_proximal, self.log_scale = (nn.Parameter(torch.tensor(v), requires_grad=learn) for v in values)
 
     def config(self) -> InnerLoopConfig:
         """A differentiable config: the float fields hold 0-d tensors (``adapt`` accepts them)."""
-        return InnerLoopConfig(self.steps, self.log_lr.exp(), self.log_proximal.exp(), self.log_scale.exp())  # type: ignore[arg-type]
+        return replace(self.base, steps=self.steps, learning_rate=self.log_lr.exp(), proximal=self.log_proximal.exp(),
+                       scale=self.log_scale.exp())
 
     def export(self) -> InnerLoopConfig:
         """Plain floats, for the manifest and the service."""
-        return InnerLoopConfig(
+        return replace(
+            self.base,
             steps=self.steps,
             learning_rate=round(float(self.log_lr.detach().exp()), 6),
             proximal=round(float(self.log_proximal.detach().exp()), 6),

@@ -36,6 +36,8 @@ def build_manifest(*, base_encoder: str, base_sha256: str, datasets: Sequence[di
         "inner_loop": inner_loop,
         "meta_validation": {
             "best_step": metrics.get("best_step"),
+            "trained_episodes": metrics.get("trained_episodes"),
+            "best_episodes": metrics.get("best_episodes"),
             "best_score": metrics.get("best_val"),
             "final_score": metrics.get("final_val"),
             "stopped": metrics.get("stopped"),
@@ -74,13 +76,13 @@ def plot_learning_curve(metrics: dict, path: Path) -> None:
     episodes = [row["episodes"] for row in history]
     pairs = [(row["episodes"], row["train_loss"]) for row in history if row.get("train_loss") is not None]
     if pairs:
-        left.plot(*zip(*pairs), color="tab:blue", marker=".", label="train loss")
+        left.plot(*zip(*pairs), color="tab:blue", marker=".", linestyle="--", label="train loss")
     left.set_xlabel("training episodes")
     left.set_ylabel("meta-train loss", color="tab:blue")
     right = left.twinx()
     names = [k for k in (history[0]["val"] if history else {}) if k != "mean"]
-    for name in names:
-        right.plot(episodes, [100 * row["val"][name] for row in history], marker="o", label=f"val {name}")
+    for colour, name in zip(("tab:orange", "tab:green", "tab:red", "tab:purple"), names):
+        right.plot(episodes, [100 * row["val"][name] for row in history], marker="o", color=colour, label=f"val {name}")
     if metrics.get("best_step") is not None and history:
         best = next((r for r in history if r["step"] == metrics["best_step"]), None)
         if best:

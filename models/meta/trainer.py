@@ -8,8 +8,8 @@ meta-validation accuracy, time-boxed, with mixed precision (bf16 autocast) on CU
 
 from __future__ import annotations
 
-import json
 import math
+import random
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -17,15 +17,14 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
-from safetensors.torch import load_file, save_file
 
 from models.episodes import EpisodeSampler, class_prototypes
 from models.meta.algorithms import make_algorithm
 from models.meta.data import MetaDataset
 from models.meta.model import MetaModel
+from models.meta.state import STATE_TENSORS, load_state, save_state, trainable_state
 from models.meta.validation import calibrate_inner_loop, score, validation_sets
 
-STATE_TENSORS, STATE_JSON = "trainer_state.safetensors", "trainer_state.json"
 
 
 @dataclass
@@ -61,40 +60,11 @@ class MetaTrainConfig:
 
 
 def _subset(rows: list, per_class: int, seed: int) -> list[int]:
-    import random
-
     groups: dict[str, list[int]] = {}
     for i, row in enumerate(rows):
         groups.setdefault(row.label, []).append(i)
     rng = random.Random(seed)
     return sorted(i for idx in groups.values() for i in rng.sample(idx, min(per_class, len(idx))))
-
-
-def _save_state(out: Path, model: MetaModel, best: dict, optimiser: torch.optim.Optimizer, info: dict) -> None:
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items() if "lora_" in k or k.startswith("inner.")}
-    tensors.update({f"best.{k}": v for k, v in best.items()})
-    groups = optimiser.state_dict()
-    for index, state in groups["state"].items():
-        for key, value in state.items():
-            tensors[f"opt.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
-    save_file(tensors, str(out / STATE_TENSORS))
-    (out / STATE_JSON).write_text(json.dumps({**info, "param_groups": groups["param_groups"]}, indent=1))
-
-
-def _load_state(out: Path, model: MetaModel, optimiser: torch.optim.Optimizer) -> tuple[dict, dict]:
-    tensors, info = load_file(str(out / STATE_TENSORS)), json.loads((out / STATE_JSON).read_text())
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")}, strict=False)
-    state: dict[int, dict] = {}
-    for key, value in tensors.items():
-        if key.startswith("opt."):
-            _, index, name = key.split(".", 2)
-            state.setdefault(int(index), {})[name] = value
-    optimiser.load_state_dict({"state": state, "param_groups": info.pop("param_groups")})
-    return {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}, info
-
-
-def _trainable_state(model: MetaModel) -> dict[str, torch.Tensor]:
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if "lora_" in k or k.startswith("inner.")}
 
 
 def meta_train(config: MetaTrainConfig, datasets: Sequence[MetaDataset], model: MetaModel, out: Path,
@@ -139,9 +109,9 @@ def meta_train(config: MetaTrainConfig, datasets: Sequence[MetaDataset], model: 
     optimiser = torch.optim.Adam(groups or [{"params": [torch.zeros(1, requires_grad=True)]}])
     total_steps = math.ceil(config.episodes / config.meta_batch) if algorithm.trains_encoder else 0
     info = {"step": 0, "best_score": -1.0, "best_step": 0, "bad_validations": 0, "history": [], "stopped": "budget"}
-    best = _trainable_state(model)
+    best = trainable_state(model)
     if resume and (out / STATE_TENSORS).is_file():
-        best, info = _load_state(out, model, optimiser)
+        best, info = load_state(out, model, optimiser)
     losses: list[float] = []
     bar = tqdm(total=total_steps, initial=info["step"], desc=f"meta-train {config.algorithm}", disable=not progress)
 
@@ -154,11 +124,11 @@ def meta_train(config: MetaTrainConfig, datasets: Sequence[MetaDataset], model: 
         if result["mean"] > info["best_score"]:
             info.update(best_score=result["mean"], best_step=info["step"], bad_validations=0)
             best.clear()
-            best.update(_trainable_state(model))
+            best.update(trainable_state(model))
         else:
             info["bad_validations"] += 1
         bar.set_postfix(val=f"{result['mean']:.4f}", best=f"{info['best_score']:.4f}")
-        _save_state(out, model, best, optimiser, info)
+        save_state(out, model, best, optimiser, info)
 
     if not info["history"]:
         validate()  # step 0: the starting encoder, so "no change" can win
@@ -183,6 +153,7 @@ def meta_train(config: MetaTrainConfig, datasets: Sequence[MetaDataset], model: 
     bar.close()
     model.load_state_dict(best, strict=False)
     metrics = {"config": asdict(config), "stopped": info["stopped"], "best_step": info["best_step"],
+               "trained_episodes": info["step"] * config.meta_batch, "best_episodes": info["best_step"] * config.meta_batch,
                "best_val": info["best_score"], "history": info["history"]}
     if config.calibrate or not algorithm.trains_encoder:
         train = {}

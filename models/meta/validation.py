@@ -14,7 +14,7 @@ on meta-validation: the steps are chosen by search, the rest by gradient.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import torch
@@ -89,7 +89,7 @@ def calibrate_inner_loop(
     samplers = [EpisodeSampler(rows, ways, shot, 5, seed=seed + shot, source=name)
                 for name, (rows, _) in train.items() for shot in shots]
     for steps in steps_grid:
-        learned = LearnedInnerLoop(InnerLoopConfig(steps, start.learning_rate, start.proximal, start.scale), learn=True)
+        learned = LearnedInnerLoop(replace(start, steps=steps), learn=True)
         optimiser = torch.optim.Adam(learned.parameters(), lr=learning_rate)
         for index in tqdm(range(episodes), desc=f"calibrate steps={steps}", disable=not progress, leave=False):
             sampler = samplers[index % len(samplers)]
