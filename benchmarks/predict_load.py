@@ -66,6 +66,21 @@ async def load_level(url: str, headers: dict, task_ids: list[str], texts: list[s
             "texts_per_s": round(len(latencies) * per_request / elapsed, 1), **percentiles(latencies)}
 
 
+def raw_encoder_rate(texts: list[str], seconds: float, batch: int = 64) -> float:
+    """The same encoder as the server (same settings), called directly on random
+    64-text batches in this process: the ceiling that batched predict is compared with."""
+    from models.encoder import TransformerEncoder
+
+    encoder = TransformerEncoder(device="cpu")
+    rng = random.Random(1)
+    encoder.encode(rng.sample(texts, batch))
+    done, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        encoder.encode(rng.sample(texts, batch))
+        done += batch
+    return round(done / (time.perf_counter() - started), 1)
+
+
 def plot(rows: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -95,6 +110,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 64])
     parser.add_argument("--requests", type=int, default=400, help="requests per load level (bounded)")
     parser.add_argument("--time-cap", type=float, default=30.0, help="seconds per load level at most")
+    parser.add_argument("--task-labels", type=int, default=20, help="labels per task (5 shots each)")
+    parser.add_argument("--raw-seconds", type=float, default=10.0, help="time for the raw-encoder reference")
     parser.add_argument("--plot", default=str(ROOT / "docs" / "predict_load.png"))
     parser.add_argument("--no-doc", action="store_true")
     args = parser.parse_args()
@@ -108,9 +125,12 @@ def main() -> int:
         admin = {"Authorization": f"Bearer {ADMIN}"}
         key = client.post("/v1/tenants", json={"name": "load"}, headers=admin).json()["api_key"]
         headers = {"Authorization": f"Bearer {key}"}
-        examples = [{"text": r.text, "label": r.label} for r in support]
+        labels = sorted({r.label for r in support})
+        rng = random.Random(0)
         task_ids = []
         for i in range(100):
+            chosen = set(rng.sample(labels, min(args.task_labels, len(labels))))
+            examples = [{"text": r.text, "label": r.label} for r in support if r.label in chosen]
             response = client.post("/v1/tasks", json={"name": f"t{i}", "examples": examples}, headers=headers)
             response.raise_for_status()
             task_ids.append(response.json()["id"])
@@ -131,13 +151,20 @@ def main() -> int:
                     rows.append(row)
                     print(json.dumps(row), flush=True)
         result["load"] = rows
+    result["raw_encoder_texts_per_s"] = raw_encoder_rate(texts, args.raw_seconds)
+    for row in rows:
+        row["share_of_raw_encoder"] = round(row["texts_per_s"] / result["raw_encoder_texts_per_s"], 3)
+    print(json.dumps({"raw_encoder_texts_per_s": result["raw_encoder_texts_per_s"]}), flush=True)
     plot(rows, Path(args.plot))
     if not args.no_doc:
         seq = result["single_text_sequential"]
         table = (f"One text per request, sequential: p50 {seq['p50_ms']} ms, p95 {seq['p95_ms']} ms, p99 {seq['p99_ms']} ms.\n\n"
-                 "| texts/request | tasks | clients | requests | texts/s | p50 ms | p95 ms | p99 ms | errors |\n"
-                 "|---|---|---|---|---|---|---|---|---|\n"
+                 f"Raw encoder (same settings, in-process, random 64-text batches, same run): "
+                 f"{result['raw_encoder_texts_per_s']} texts/s.\n\n"
+                 "| texts/request | tasks | clients | requests | texts/s | share of raw encoder | p50 ms | p95 ms | p99 ms | errors |\n"
+                 "|---|---|---|---|---|---|---|---|---|---|\n"
                  + "\n".join(f"| {r['texts_per_request']} | {r['tasks']} | {r['concurrency']} | {r['requests']} | {r['texts_per_s']:.0f} "
+                             f"| {r['share_of_raw_encoder']:.0%} "
                              f"| {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | {r['errors']} |" for r in rows)
                  + f"\n\n![latency against load]({Path(args.plot).name})")
         append_section("Predict latency and load over HTTP", table, result)

@@ -91,8 +91,10 @@ class AdapterVersion(Base):
     labels: Mapped[list[str]] = mapped_column(JSON)
     num_examples: Mapped[int] = mapped_column(Integer)
     adapted_ms: Mapped[float] = mapped_column(Float)
-    tensors: Mapped[bytes] = mapped_column(LargeBinary)
-    example_ids: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
+    # Deferred: predict reads a version row on every call but needs these only on a
+    # cache miss, so they are loaded on first access instead of with the row.
+    tensors: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    example_ids: Mapped[list[int] | None] = mapped_column(JSON, nullable=True, deferred=True)
     label_descriptions: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
     temperature: Mapped[float | None] = mapped_column(Float, nullable=True)
     oos_threshold: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -27,6 +28,7 @@ from app.metrics import BATCH_TEXTS
 @dataclass
 class _Request:
     texts: Sequence[str]
+    finish: Callable[[torch.Tensor], Any] | None = None
     future: Future = field(default_factory=Future)
 
 
@@ -54,12 +56,15 @@ class MicroBatcher:
         """Embeddings for ``texts``, computed together with concurrent callers' texts."""
         return self.submit(texts).result()
 
-    def submit(self, texts: Sequence[str]) -> Future:
+    def submit(self, texts: Sequence[str], finish: Callable[[torch.Tensor], Any] | None = None) -> Future:
+        """Queue ``texts``; the future holds their embeddings, or ``finish(embeddings)``
+        computed on the worker thread (so a task's adapter is applied to its own rows
+        right after the shared encoder pass, and request threads run no torch code)."""
         with self._lock:
             if self._pending_texts + len(texts) > self.max_queue_texts and self._pending_texts > 0:
                 raise Overloaded(f"{self._pending_texts} texts are already queued for the encoder; retry shortly")
             self._pending_texts += len(texts)
-        request = _Request(texts)
+        request = _Request(texts, finish)
         self._queue.put(request)
         return request.future
 
@@ -103,5 +108,9 @@ class MicroBatcher:
             self.batched_requests += len(batch)
             start = 0
             for request in batch:
-                request.future.set_result(embeddings[start : start + len(request.texts)])
+                rows = embeddings[start : start + len(request.texts)]
                 start += len(request.texts)
+                try:
+                    request.future.set_result(request.finish(rows) if request.finish else rows)
+                except BaseException as error:  # noqa: BLE001 - belongs to this request alone
+                    request.future.set_exception(error)

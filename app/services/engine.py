@@ -94,7 +94,8 @@ class AdaptationEngine:
     def predict(
         self, adapter: Adapter, texts: Sequence[str], top_k: int, oos_threshold: float | None = None
     ) -> list[Prediction]:
-        return rank(adapter, self.embed_queries(texts), top_k, oos_threshold, self.ambiguity_margin)
+        finish = lambda rows: rank(adapter, rows, top_k, oos_threshold, self.ambiguity_margin)  # noqa: E731
+        return self.batcher.submit(list(texts), finish).result()
 
     # --- embedding bytes (cached per example in the database) -----------------------
     @staticmethod

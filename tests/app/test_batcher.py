@@ -1,0 +1,67 @@
+"""MicroBatcher: results per request, finish callbacks on the worker, back-pressure."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+from app.errors import Overloaded
+from app.services.batcher import MicroBatcher
+
+
+def _encode(texts: list[str]) -> torch.Tensor:
+    return torch.tensor([[float(len(text))] for text in texts])
+
+
+def test_each_request_gets_its_own_rows_and_finish_runs_on_the_worker() -> None:
+    batcher = MicroBatcher(_encode, max_wait_ms=20)
+    seen_threads: list[str] = []
+
+    def finish(rows: torch.Tensor) -> list[float]:
+        seen_threads.append(threading.current_thread().name)
+        return rows.flatten().tolist()
+
+    try:
+        futures = [batcher.submit(["a" * n, "b" * (n + 1)], finish) for n in range(1, 6)]
+        assert [f.result(timeout=10) for f in futures] == [[float(n), float(n + 1)] for n in range(1, 6)]
+        assert set(seen_threads) == {"micro-batcher"}
+        assert batcher.batches < 5  # the requests shared encoder passes
+    finally:
+        batcher.close()
+
+
+def test_a_failing_finish_fails_only_its_own_request() -> None:
+    batcher = MicroBatcher(_encode, max_wait_ms=20)
+    try:
+        bad = batcher.submit(["x"], lambda rows: 1 / 0)
+        good = batcher.submit(["yy"])
+        with pytest.raises(ZeroDivisionError):
+            bad.result(timeout=10)
+        assert good.result(timeout=10).item() == 2.0
+    finally:
+        batcher.close()
+
+
+def test_a_full_queue_refuses_with_overloaded() -> None:
+    release, started = threading.Event(), threading.Event()
+
+    def slow(texts: list[str]) -> torch.Tensor:
+        started.set()
+        release.wait(10)
+        return _encode(texts)
+
+    batcher = MicroBatcher(slow, max_batch_texts=1, max_wait_ms=0, max_queue_texts=3)
+    try:
+        first = batcher.submit(["busy"])
+        assert started.wait(10)  # the worker took it and now blocks in the encoder
+        queued = [batcher.submit(["q"]) for _ in range(3)]
+        with pytest.raises(Overloaded):
+            batcher.submit(["one too many"])
+        release.set()
+        assert first.result(timeout=10).shape == (1, 1)
+        assert all(f.result(timeout=10).shape == (1, 1) for f in queued)
+    finally:
+        release.set()
+        batcher.close()
