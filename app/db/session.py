@@ -52,3 +52,9 @@ class UnitOfWork:
     def commit(self) -> None:
         assert self.session is not None
         self.session.commit()
+
+    def release(self) -> None:
+        """End the (read-only) transaction and hand the connection back to the pool,
+        e.g. before a long wait on the encoder; the session stays usable."""
+        assert self.session is not None
+        self.session.rollback()

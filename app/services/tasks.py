@@ -183,8 +183,12 @@ class TaskService:
         task = self._task(tenant_id, task_id)
         row = self._version(task, version or task.version)
         adapter = self.adapter(task, row)
+        number, threshold = row.version, task.oos_threshold_override
+        # Nothing more is read: give the connection back before queueing for the encoder,
+        # so that waiting requests do not hold the database pool.
+        self.uow.release()
         PREDICTED_TEXTS.inc(len(texts))
-        return row.version, self.engine.predict(adapter, texts, top_k, task.oos_threshold_override)
+        return number, self.engine.predict(adapter, texts, top_k, threshold)
 
     def evaluate(self, tenant_id: str, task_id: str, items: Sequence[tuple[str, str | None]],
                  version: int | None = None) -> tuple[int, dict]:
