@@ -40,6 +40,10 @@ class InvalidInput(DomainError):
     status_code, code = 422, "validation_error"
 
 
+class Conflict(DomainError):
+    status_code, code = 409, "conflict"
+
+
 class Overloaded(DomainError):
     status_code, code = 503, "overloaded"
 

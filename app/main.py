@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 import torch
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -42,8 +43,6 @@ class BodySizeLimit:
         if scope["type"] == "http":
             length = dict(scope.get("headers", [])).get(b"content-length")
             if length is not None and length.isdigit() and int(length) > self.max_bytes:
-                from fastapi.responses import JSONResponse
-
                 detail = f"request body of {int(length)} bytes; the limit is {self.max_bytes}"
                 await JSONResponse(error_body("limit_exceeded", detail), status_code=413)(scope, receive, send)
                 return

@@ -65,10 +65,6 @@ class AdaptationEngine:
             return torch.empty(0, self.encoder.dim, device=self.encoder.device)
         return self._encode_locked(list(texts))
 
-    def embed_queries(self, texts: Sequence[str]) -> torch.Tensor:
-        """Query embeddings through the micro-batcher, shared with concurrent requests."""
-        return self.batcher.encode(list(texts))
-
     def fit(
         self,
         embeddings: torch.Tensor,

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.db.session import UnitOfWork
 from app.db.tables import AdapterVersion, Task
-from app.errors import InvalidInput, LimitExceeded, NotFound
+from app.errors import Conflict, InvalidInput, LimitExceeded, NotFound
 from app.metrics import PREDICTED_TEXTS
 from app.repositories.tasks import TaskRepository
 from app.services.content import AdapterBuilder, VersionContent
@@ -27,10 +27,6 @@ from models.classifier import Prediction
 from models.metrics import classification_report
 
 UNSET = object()
-
-
-class Conflict(InvalidInput):
-    status_code, code = 409, "conflict"
 
 
 @dataclass(frozen=True)
