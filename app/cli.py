@@ -46,6 +46,7 @@ def _meta_train(args: argparse.Namespace) -> int:
     from models.encoder import TransformerEncoder, weights_sha256
     from models.inner_loop import InnerLoopConfig
     from models.meta.data import load_meta_dataset
+    from models.meta.layer_mix import LayerMixModel, cached_pooled_layers
     from models.meta.model import MetaModel
     from models.meta.report import build_manifest, write_run
     from models.meta.state import STATE_JSON, STATE_TENSORS
@@ -61,15 +62,19 @@ def _meta_train(args: argparse.Namespace) -> int:
         print(f"error: --lora-layers must be between 1 and {layers}", file=sys.stderr)
         return 2
     upto, base_sha = layers - args.lora_layers, weights_sha256(encoder.model_dir)
-    datasets = [load_meta_dataset(d, encoder, upto, base_sha, args.cache_dir, progress=not args.no_progress) for d in args.train_data]
-    for data in datasets:
+    featurize = None
+    if args.layer_mix:  # the encoder stays frozen: each text's pooled per-layer vectors, once
+        featurize = lambda texts: cached_pooled_layers(encoder, texts, base_sha, args.cache_dir, not args.no_progress).to(device)  # noqa: E731
+    datasets = [load_meta_dataset(d, encoder, upto, base_sha, args.cache_dir, progress=not args.no_progress,
+                                  featurize=featurize) for d in args.train_data]
+    for data in datasets if not args.layer_mix else []:
         data.train_states.states = data.train_states.states.to(device)
         data.valid_states.states = data.valid_states.states.to(device)
     start = InnerLoopConfig(args.inner_steps, args.inner_lr, args.inner_proximal, args.inner_scale)
     config = MetaTrainConfig(
         algorithm=args.algorithm, episodes=args.episodes, meta_batch=args.meta_batch, ways=args.ways, shots=tuple(args.shots),
         queries=args.queries, episode_mode=args.episode_mode, hard_pool=args.hard_pool, learning_rate=args.lr,
-        lora_rank=args.lora_rank, lora_alpha=args.lora_alpha, lora_layers=args.lora_layers, reptile_steps=args.reptile_steps,
+        lora_rank=args.lora_rank, lora_alpha=args.lora_alpha, lora_layers=args.lora_layers, layer_mix=args.layer_mix, reptile_steps=args.reptile_steps,
         reptile_lr=args.reptile_lr, val_every=args.val_every, val_episodes=args.val_episodes, val_ways=args.val_ways,
         patience=args.early_stopping_patience, max_minutes=args.max_minutes, seed=args.seed, calibrate=not args.no_calibrate,
         calibrate_steps=tuple(args.calibrate_steps), calibrate_episodes=args.calibrate_episodes,
@@ -77,17 +82,22 @@ def _meta_train(args: argparse.Namespace) -> int:
     )
 
     def train(run: MetaTrainConfig, out: Path) -> dict:
-        model = MetaModel(
-            encoder.model.encoder.layer[upto:], upto, InnerLoopConfig.from_dict(run.inner_loop),
-            rank=0 if run.algorithm == "metasgd" else run.lora_rank, alpha=run.lora_alpha,
-            learn_inner=run.algorithm in ("maml-head", "metasgd"), pooling=encoder.pooling, seed=run.seed,
-        ).to(device).float()
+        learn_inner = run.algorithm in ("maml-head", "metasgd")
+        if run.layer_mix:
+            model = LayerMixModel(layers + 1, InnerLoopConfig.from_dict(run.inner_loop), learn_inner).to(device)
+        else:
+            model = MetaModel(
+                encoder.model.encoder.layer[upto:], upto, InnerLoopConfig.from_dict(run.inner_loop),
+                rank=0 if run.algorithm == "metasgd" else run.lora_rank, alpha=run.lora_alpha,
+                learn_inner=learn_inner, pooling=encoder.pooling, seed=run.seed,
+            ).to(device).float()
         metrics = meta_train(run, datasets, model, out, resume=args.resume, progress=not args.no_progress, device=device)
         changed = model.trains_encoder and metrics["best_step"] > 0
         manifest = build_manifest(
             base_encoder=args.encoder_name, base_sha256=base_sha, datasets=[d.provenance for d in datasets],
             algorithm=run.algorithm, hyperparameters=asdict(run), inner_loop=metrics["inner_loop"],
             lora=model.lora_manifest() if changed else None, metrics=metrics, max_length=encoder.max_length,
+            layer_mix=model.layer_mix_manifest() if changed and run.layer_mix else None,
         )
         write_run(out, manifest, metrics, model.encoder_tensors() if changed else None)
         if not args.keep_trainer_state:  # resume state is for interrupted runs; keep shipped checkpoints small
@@ -189,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     meta.add_argument("--lora-rank", type=int, default=8)
     meta.add_argument("--lora-alpha", type=float, default=16.0)
     meta.add_argument("--lora-layers", type=int, default=2, help="top encoder layers that get LoRA (lower ones are cached)")
+    meta.add_argument("--layer-mix", action="store_true",
+                      help="learn a weighted mix of the frozen encoder's layers instead of LoRA factors (see models/meta/layer_mix.py)")
     meta.add_argument("--reptile-steps", type=int, default=3)
     meta.add_argument("--reptile-lr", type=float, default=1e-3)
     defaults = {"steps": 50, "lr": 0.01, "proximal": 0.01, "scale": 20.0}

@@ -7,6 +7,8 @@
   ``<param>.lora_A`` / ``<param>.lora_B`` (LoRA, Hu et al. 2021) that are merged
   into the base weights at load as ``W + scaling * B @ A``; the scaling is the
   manifest's ``lora.scaling``.
+- ``layer_mix`` in the manifest (optional): ``{"weights": [...]}``, one weight per hidden
+  state, that makes the sentence embedding a mix of layers (:func:`models.encoder.mix_pooled`).
 
 The setting ``none`` means the bare encoder with default inner-loop settings, and
 ``default`` the checkpoint shipped in ``models/checkpoints/default`` when present.
@@ -43,14 +45,21 @@ class Checkpoint:
         return float(self.manifest.get("lora", {}).get("scaling", 1.0))
 
     @property
+    def layer_mix(self) -> list[float] | None:
+        mix = self.manifest.get("layer_mix")
+        return [float(w) for w in mix["weights"]] if mix else None
+
+    @property
     def fingerprint(self) -> str:
         """Identifies the encoder change this checkpoint makes (adapters depend on it)."""
         weights = self.path / "encoder.safetensors"
-        if not weights.is_file():
+        if not weights.is_file() and self.layer_mix is None:
             return "bare"
-        digest = hashlib.sha256(weights.read_bytes())
+        digest = hashlib.sha256(weights.read_bytes() if weights.is_file() else b"")
         if self.lora_factors:  # the merged weights also depend on the scaling
             digest.update(f"lora-scaling:{self.lora_scaling!r}".encode())
+        if self.layer_mix is not None:
+            digest.update(f"layer-mix:{self.layer_mix!r}".encode())
         return digest.hexdigest()[:16]
 
     def changed_parameters(self) -> list[str]:
@@ -145,4 +154,5 @@ def build_encoder(
         batch_size=batch_size,
         weight_overrides=overrides,
         fingerprint_extra=checkpoint.fingerprint if checkpoint else "bare",
+        layer_mix=checkpoint.layer_mix if checkpoint else None,
     )

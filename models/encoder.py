@@ -83,7 +83,10 @@ class TransformerEncoder:
 
     Texts are sorted by length and encoded in buckets so that padding stays short;
     on CUDA the weights run in half precision. ``weight_overrides`` (from a
-    meta-trained checkpoint) replace named parameters of the base model.
+    meta-trained checkpoint) replace named parameters of the base model, and
+    ``layer_mix`` (one non-negative weight per hidden state, embeddings first) makes
+    the sentence embedding a mix of every layer's pooled output (:func:`mix_pooled`)
+    instead of the last layer's alone.
     """
 
     def __init__(
@@ -94,6 +97,7 @@ class TransformerEncoder:
         max_length: int | None = None,
         weight_overrides: dict[str, torch.Tensor] | None = None,
         fingerprint_extra: str = "",
+        layer_mix: Sequence[float] | None = None,
     ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -118,7 +122,16 @@ class TransformerEncoder:
             model = model.half()
         self.model = model.to(self.device).eval()
         self.dim = int(model.config.hidden_size)
+        self.layer_mix: torch.Tensor | None = None
+        if layer_mix is not None:
+            states = int(model.config.num_hidden_layers) + 1
+            if len(layer_mix) != states or min(layer_mix) < 0 or sum(layer_mix) <= 0:
+                raise ValueError(f"layer_mix needs {states} non-negative weights (embeddings + each layer), "
+                                 f"not {list(layer_mix)}")
+            self.layer_mix = torch.tensor([float(w) for w in layer_mix], device=self.device)
         base = weights_sha256(self.model_dir)
+        if self.layer_mix is not None:  # adapters made under another mix do not apply
+            fingerprint_extra += ":mix=" + ",".join(f"{w:.6g}" for w in self.layer_mix.tolist())
         self.fingerprint = hashlib.sha256(f"{base}:{fingerprint_extra}".encode()).hexdigest()[:16]
 
     @torch.inference_mode()
@@ -134,8 +147,13 @@ class TransformerEncoder:
                 max_length=self.max_length,
                 return_tensors="pt",
             ).to(self.device)
-            hidden = self.model(**batch).last_hidden_state
-            out[torch.tensor(index, device=self.device)] = pool(hidden, batch["attention_mask"], self.pooling).float()
+            if self.layer_mix is None:
+                hidden = self.model(**batch).last_hidden_state
+                sentence = pool(hidden, batch["attention_mask"], self.pooling)
+            else:
+                states = self.model(**batch, output_hidden_states=True).hidden_states
+                sentence = mix_pooled(pool_layers(states, batch["attention_mask"], self.pooling), self.layer_mix)
+            out[torch.tensor(index, device=self.device)] = sentence.float()
         return out
 
 
@@ -147,3 +165,18 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, mode: str = "mean") -> torch.
         weights = mask.unsqueeze(-1).to(hidden.dtype)
         sentence = (hidden * weights).sum(1) / weights.sum(1).clamp_min(1e-9)
     return F.normalize(sentence.float(), dim=-1)
+
+
+def pool_layers(hidden_states: Sequence[torch.Tensor], mask: torch.Tensor, mode: str = "mean") -> torch.Tensor:
+    """``[b, states, dim]``: every hidden state pooled and normalised on its own (see :func:`pool`)."""
+    return torch.stack([pool(hidden, mask, mode) for hidden in hidden_states], dim=1)
+
+
+def mix_pooled(pooled: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Sentence embedding from per-layer pooled vectors ``[b, states, dim]``: the unit-norm
+    weighted sum, a scalar mix of layers as in ELMo (Peters et al. 2018, "Deep
+    contextualized word representations"). Lower layers keep surface and lexical cues
+    that the last layer of a sentence encoder smooths away; the weights are
+    meta-learned (:mod:`models.meta.layer_mix`). Differentiable in both arguments."""
+    weights = weights.to(pooled.device, pooled.dtype)
+    return F.normalize((pooled * weights[None, :, None]).sum(1), dim=-1)

@@ -119,3 +119,22 @@ def test_evaluate_refuses_a_data_set_the_checkpoint_was_trained_on(tiny: dict[st
     by_hash = _leaky_checkpoint(tmp_path / "by-hash", "alpha", tiny["alpha"], file_sha256(tiny["alpha"] / "train.jsonl"))
     assert main(["evaluate", "--data", str(copy), "--checkpoint", str(by_hash), "--no-record"]) == 2
     assert "meta-trained on 'alpha'" in capsys.readouterr().err
+
+
+def test_meta_train_a_layer_mix_then_evaluate(tiny: dict[str, Path], tmp_path: Path) -> None:
+    """``--layer-mix``: the encoder stays frozen, the mix goes in the manifest, evaluate serves it."""
+    out = tmp_path / "mix"
+    assert _meta_train(tiny, out, "--algorithm", "protonet", "--layer-mix", "--lr", "0.5", "--no-calibrate") == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["hyperparameters"]["layer_mix"] is True
+    assert not (out / "encoder.safetensors").exists()
+    if manifest["meta_validation"]["best_step"] > 0:
+        assert len(manifest["layer_mix"]["weights"]) == 4 and max(manifest["layer_mix"]["weights"]) == 1.0
+    else:  # the starting (last-layer) encoder won meta-validation: nothing is changed
+        assert "layer_mix" not in manifest
+    results = tmp_path / "eval"
+    assert main(["evaluate", "--data", str(tiny["beta"]), "--checkpoint", str(out), "--episodes", "3", "--ways", "3",
+                 "--queries", "2", "--out", str(results), "--encoder-dir", str(tiny["encoder"]), "--device", "cpu",
+                 "--cache-dir", str(tiny["root"] / "cache"), "--no-progress", "--no-record"]) == 0
+    figures = json.loads((results / "results.json").read_text())["results"]
+    assert [row["name"] for row in figures] == ["bare", "mix"]

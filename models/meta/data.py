@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 from models.data import LabelledText, read_jsonl
 from models.meta.features import TokenStates, cached_token_states
@@ -20,20 +21,22 @@ class MetaDataset:
 
     name: str
     train_rows: list[LabelledText]
-    train_states: TokenStates
+    train_states: TokenStates | Any  # or pooled per-layer vectors, see models.meta.layer_mix
     valid_rows: list[LabelledText]
-    valid_states: TokenStates
+    valid_states: TokenStates | Any
     provenance: dict = field(default_factory=dict)  # for the manifest: path, splits, sha256
 
 
 def load_meta_dataset(
     directory: str | Path, encoder, upto: int, base_sha256: str, cache_dir: str | Path | None,
     train_split: str = "train", valid_split: str = "valid", progress: bool = False,
+    featurize: Callable[[list[str]], Any] | None = None,
 ) -> MetaDataset:
     """Read ``<dir>/<train_split>.jsonl`` and ``<dir>/<valid_split>.jsonl`` and cache their states.
 
     ``encoder`` is a bare :class:`models.encoder.TransformerEncoder`; its layers
-    ``[0, upto)`` are run once per text (memoised on disk under ``cache_dir``).
+    ``[0, upto)`` are run once per text (memoised on disk under ``cache_dir``), unless
+    ``featurize`` (texts -> cached features) is given.
     """
     directory = Path(directory)
     splits: dict[str, dict] = {}
@@ -43,8 +46,9 @@ def load_meta_dataset(
         if not file.is_file():
             raise FileNotFoundError(f"{file} not found (meta-training needs {train_split} and {valid_split} splits)")
         rows = read_jsonl(file)
-        states = cached_token_states(encoder.model, encoder.tokenizer, [r.text for r in rows], upto, base_sha256,
-                                     cache_dir, encoder.max_length, progress)
+        texts = [r.text for r in rows]
+        states = featurize(texts) if featurize else cached_token_states(
+            encoder.model, encoder.tokenizer, texts, upto, base_sha256, cache_dir, encoder.max_length, progress)
         loaded[role] = (rows, states)
         splits[role] = {"split": split, "file": file.name, "rows": len(rows), "sha256": file_sha256(file)}
     provenance = {"name": directory.name, "path": str(directory), "splits": splits}

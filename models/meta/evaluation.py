@@ -8,7 +8,9 @@
 
 Each text is embedded once per encoder and the embeddings are reused by every
 episode. The lower layers a checkpoint leaves unchanged are run once for all
-encoders (cached token states), so only the changed top layers run per checkpoint.
+encoders (cached token states), so only the changed top layers run per checkpoint; a
+checkpoint that only mixes the frozen encoder's layers is a weighted sum of cached
+pooled per-layer vectors.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from models.data import LabelledText, read_jsonl
 from models.episodes import EpisodeSampler
 from models.inner_loop import InnerLoopConfig
 from models.meta.data import file_sha256
+from models.meta.layer_mix import cached_pooled_layers
+from models.encoder import mix_pooled
 from models.meta.features import TokenStates, cached_token_states, concat_states, embed_states, first_changed_layer
 
 
@@ -97,7 +101,13 @@ def embed_texts(segments: Sequence[Sequence[str]], checkpoints: Sequence[Checkpo
     states.states = states.states.to(bare.device)
     outputs: list[torch.Tensor] = []
     bare_embeddings: torch.Tensor | None = None
+    pooled: torch.Tensor | None = None
     for checkpoint in checkpoints:
+        if checkpoint is not None and checkpoint.layer_mix is not None and not checkpoint.changed_parameters():
+            if pooled is None:
+                pooled = torch.cat([cached_pooled_layers(bare, list(part), sha, cache_dir, progress) for part in segments])
+            outputs.append(mix_pooled(pooled.to(bare.device), torch.tensor(checkpoint.layer_mix)))
+            continue
         if checkpoint is None or checkpoint.fingerprint == "bare":  # same encoder: embed once
             if bare_embeddings is None:
                 bare_embeddings = _embed_top(bare.model.encoder.layer[cache_layer:], states, bare.pooling)
@@ -105,9 +115,9 @@ def embed_texts(segments: Sequence[Sequence[str]], checkpoints: Sequence[Checkpo
             continue
         encoder = build_encoder(encoder_dir, checkpoint, device=device)
         changed = checkpoint.changed_parameters()
-        if first_changed_layer(changed, layers) >= cache_layer:
+        if first_changed_layer(changed, layers) >= cache_layer and checkpoint.layer_mix is None:
             outputs.append(_embed_top(encoder.model.encoder.layer[cache_layer:], states, encoder.pooling))
-        else:  # the checkpoint changes lower layers: full forward
+        else:  # the checkpoint changes lower layers (or mixes layers too): full forward
             outputs.append(encoder.encode(texts))
     return outputs
 

@@ -23,7 +23,8 @@ def git_commit(cwd: str | Path | None = None) -> str:
 
 
 def build_manifest(*, base_encoder: str, base_sha256: str, datasets: Sequence[dict], algorithm: str, hyperparameters: dict,
-                   inner_loop: dict, lora: dict | None, metrics: dict, max_length: int) -> dict:
+                   inner_loop: dict, lora: dict | None, metrics: dict, max_length: int,
+                   layer_mix: dict | None = None) -> dict:
     """The checkpoint's ``manifest.json`` (see :mod:`models.checkpoint`)."""
     manifest = {
         "format_version": 1,
@@ -49,6 +50,8 @@ def build_manifest(*, base_encoder: str, base_sha256: str, datasets: Sequence[di
     }
     if lora:
         manifest["lora"] = lora
+    if layer_mix:
+        manifest["layer_mix"] = layer_mix
     return manifest
 
 

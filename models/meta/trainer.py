@@ -42,6 +42,7 @@ class MetaTrainConfig:
     lora_rank: int = 8
     lora_alpha: float = 16.0
     lora_layers: int = 2
+    layer_mix: bool = False  # learn a mix of the frozen encoder's layers instead of LoRA (models.meta.layer_mix)
     reptile_steps: int = 3
     reptile_lr: float = 1e-3
     val_every: int = 25  # outer steps between meta-validations
