@@ -42,6 +42,7 @@ def main() -> int:
     parser.add_argument("--data", default="../shared/data/banking77", help="folder with train_*.jsonl and test.jsonl")
     parser.add_argument("--splits", nargs="+", default=["train_10", "train_5"])
     parser.add_argument("--batch", type=int, default=256, help="texts per predict call")
+    parser.add_argument("--checkpoint", default="none", help="FEWSHOT_CHECKPOINT for the server (none: bare encoder)")
     parser.add_argument("--no-doc", action="store_true", help="do not append to docs/benchmarks.md")
     args = parser.parse_args()
     data = Path(args.data)
@@ -51,7 +52,7 @@ def main() -> int:
     env = {
         "FEWSHOT_DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
         "FEWSHOT_ADMIN_KEY": ADMIN,
-        "FEWSHOT_CHECKPOINT": "none",
+        "FEWSHOT_CHECKPOINT": args.checkpoint,
     }
     port = free_port()
     results: dict = {"data": str(data), "test_texts": len(texts), "splits": {}}
@@ -107,7 +108,7 @@ def main() -> int:
         )
         table = (
             f"Task from each support split of `{data.name}`, predict on all {len(texts)} test texts over HTTP "
-            f"(batches of {args.batch}), bare encoder (`FEWSHOT_CHECKPOINT=none`), SQLite.\n\n"
+            f"(batches of {args.batch}), `FEWSHOT_CHECKPOINT={args.checkpoint}`, SQLite.\n\n"
             "| support | examples | accuracy % (top-1) | `label` accuracy % with default out-of-scope rejection | ready s (client) "
             "| adapted ms (server) | predict texts/s | identical after restart | other tenant GET |\n"
             "|---|---|---|---|---|---|---|---|---|\n" + rows
