@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Iterator, Protocol, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -134,11 +134,15 @@ class TransformerEncoder:
             fingerprint_extra += ":mix=" + ",".join(f"{w:.6g}" for w in self.layer_mix.tolist())
         self.fingerprint = hashlib.sha256(f"{base}:{fingerprint_extra}".encode()).hexdigest()[:16]
 
-    @torch.inference_mode()
-    def encode(self, texts: Sequence[str]) -> torch.Tensor:
-        out = torch.empty(len(texts), self.dim, device=self.device)
+    def _batches(self, texts: Sequence[str], progress: bool = False) -> Iterator[tuple[list[int], dict]]:
+        """Length-sorted buckets of ``batch_size`` texts: (their indices, the tokenised batch on device)."""
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for start in range(0, len(order), self.batch_size):
+        starts = range(0, len(order), self.batch_size)
+        if progress:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc="encoding", leave=False)
+        for start in starts:
             index = order[start : start + self.batch_size]
             batch = self.tokenizer(
                 [texts[i] for i in index],
@@ -147,15 +151,26 @@ class TransformerEncoder:
                 max_length=self.max_length,
                 return_tensors="pt",
             ).to(self.device)
-            if self.layer_mix is None:
-                hidden = self.model(**batch).last_hidden_state
-                sentence = pool(hidden, batch["attention_mask"], self.pooling)
-            else:
-                states = self.model(**batch, output_hidden_states=True).hidden_states
-                sentence = mix_pooled(pool_layers(states, batch["attention_mask"], self.pooling), self.layer_mix)
-            out[torch.tensor(index, device=self.device)] = sentence.float()
+            yield index, batch
+
+    @torch.inference_mode()
+    def encode(self, texts: Sequence[str]) -> torch.Tensor:
+        if self.layer_mix is not None:
+            return mix_pooled(self.encode_layers(texts), self.layer_mix)
+        out = torch.empty(len(texts), self.dim, device=self.device)
+        for index, batch in self._batches(texts):
+            hidden = self.model(**batch).last_hidden_state
+            out[torch.tensor(index, device=self.device)] = pool(hidden, batch["attention_mask"], self.pooling).float()
         return out
 
+    @torch.inference_mode()
+    def encode_layers(self, texts: Sequence[str], progress: bool = False) -> torch.Tensor:
+        """``[n, layers + 1, dim]`` float32: every hidden state pooled and normalised (:func:`pool_layers`)."""
+        out = torch.empty(len(texts), int(self.model.config.num_hidden_layers) + 1, self.dim, device=self.device)
+        for index, batch in self._batches(texts, progress):
+            states = self.model(**batch, output_hidden_states=True).hidden_states
+            out[torch.tensor(index, device=self.device)] = pool_layers(states, batch["attention_mask"], self.pooling).float()
+        return out
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, mode: str = "mean") -> torch.Tensor:
     """Sentence embedding from token states: masked mean (or CLS), then L2 normalisation."""

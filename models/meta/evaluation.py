@@ -25,11 +25,11 @@ import torch
 from models.checkpoint import Checkpoint, build_encoder
 from models.classifier import fit_adapter
 from models.data import LabelledText, read_jsonl
+from models.encoder import mix_pooled
 from models.episodes import EpisodeSampler
 from models.inner_loop import InnerLoopConfig
 from models.meta.data import file_sha256
 from models.meta.layer_mix import cached_pooled_layers
-from models.encoder import mix_pooled
 from models.meta.features import TokenStates, cached_token_states, concat_states, embed_states, first_changed_layer
 
 
@@ -105,8 +105,9 @@ def embed_texts(segments: Sequence[Sequence[str]], checkpoints: Sequence[Checkpo
     for checkpoint in checkpoints:
         if checkpoint is not None and checkpoint.layer_mix is not None and not checkpoint.changed_parameters():
             if pooled is None:
-                pooled = torch.cat([cached_pooled_layers(bare, list(part), sha, cache_dir, progress) for part in segments])
-            outputs.append(mix_pooled(pooled.to(bare.device), torch.tensor(checkpoint.layer_mix)))
+                pooled = torch.cat([cached_pooled_layers(bare, list(part), sha, cache_dir, progress)
+                                    for part in segments]).to(bare.device)
+            outputs.append(mix_pooled(pooled, torch.tensor(checkpoint.layer_mix)))
             continue
         if checkpoint is None or checkpoint.fingerprint == "bare":  # same encoder: embed once
             if bare_embeddings is None:

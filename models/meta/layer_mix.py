@@ -26,32 +26,16 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from models.encoder import TransformerEncoder, mix_pooled, pool_layers
+from models.encoder import TransformerEncoder, mix_pooled
 from models.inner_loop import InnerLoopConfig
 from models.meta.model import LearnedInnerLoop
 
 START_LOGIT = -6.0  # the other layers start at exp(-6) ~ 0.25% of the last: the bare encoder, nearly
 
 
-@torch.inference_mode()
-def pooled_layers(encoder: TransformerEncoder, texts: Sequence[str], progress: bool = False) -> torch.Tensor:
-    """``[n, layers + 1, dim]`` float32 on the CPU: each hidden state pooled and normalised."""
-    from tqdm.auto import tqdm
-
-    out = torch.empty(len(texts), int(encoder.model.config.num_hidden_layers) + 1, encoder.dim)
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    for start in tqdm(range(0, len(order), encoder.batch_size), desc="pooled layers", disable=not progress, leave=False):
-        index = order[start : start + encoder.batch_size]
-        batch = encoder.tokenizer([texts[i] for i in index], padding=True, truncation=True,
-                                  max_length=encoder.max_length, return_tensors="pt").to(encoder.device)
-        states = encoder.model(**batch, output_hidden_states=True).hidden_states
-        out[torch.tensor(index)] = pool_layers(states, batch["attention_mask"], encoder.pooling).float().cpu()
-    return out
-
-
 def cached_pooled_layers(encoder: TransformerEncoder, texts: Sequence[str], base_sha256: str,
                          cache_dir: str | Path | None, progress: bool = False) -> torch.Tensor:
-    """:func:`pooled_layers` memoised on disk (safetensors) by base encoder, length limit and texts.
+    """``encoder.encode_layers`` (on the CPU) memoised on disk (safetensors) by base encoder, length limit and texts.
 
     Only valid for the *bare* base encoder (no weight overrides, no mix)."""
     key = hashlib.sha256(f"pooled-layers|{base_sha256}|{encoder.max_length}|{encoder.pooling}|".encode())
@@ -60,7 +44,7 @@ def cached_pooled_layers(encoder: TransformerEncoder, texts: Sequence[str], base
     file = Path(cache_dir) / f"pooled-{key.hexdigest()[:24]}.safetensors" if cache_dir else None
     if file is not None and file.is_file():
         return load_file(str(file))["pooled"]
-    pooled = pooled_layers(encoder, texts, progress)
+    pooled = encoder.encode_layers(texts, progress).cpu()
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
         partial = file.with_suffix(".partial")
