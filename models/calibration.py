@@ -1,13 +1,14 @@
 """Per-task calibration from the support set alone: temperature and out-of-scope threshold.
 
 The adapted head fits its own support set almost perfectly, so support scores say
-little about new texts. Instead the support set is cross-fitted: split in two
-stratified folds, adapt on one fold with the same inner loop, score the other. The
-held-out logits fit a temperature (Guo et al. 2017, "On Calibration of Modern Neural
-Networks"), and the held-out max-cosine scores of in-scope texts set the rejection
-threshold at a chosen quantile (the fraction of in-scope texts one accepts to reject).
-Negative (out-of-scope) examples, when given, move the threshold to the value that
-best separates them from the held-out in-scope scores.
+little about new texts. The temperature therefore comes from a cross-fit: split the
+support set in two stratified folds, adapt on one fold with the same inner loop, score
+the other; the held-out logits fit a temperature (Guo et al. 2017, "On Calibration of
+Modern Neural Networks"). The out-of-scope score is the relative Mahalanobis score of
+:mod:`models.out_of_scope`; its leave-one-out scores on the support set set the
+rejection threshold at a chosen quantile (the fraction of in-scope texts one accepts to
+reject). Negative (out-of-scope) examples, when given, move the threshold to the value
+that best separates them from the held-out in-scope scores.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from models.head import HeadParams, head_logits
+from models.head import head_logits
 from models.inner_loop import InnerLoopConfig, adapt
+from models.out_of_scope import OutOfScopeModel
 
 
 @dataclass(frozen=True)
@@ -27,18 +29,11 @@ class TaskCalibration:
     oos_threshold: float | None = None
 
 
-def max_cosine(params: HeadParams, embeddings: torch.Tensor) -> torch.Tensor:
-    """Highest cosine similarity to any class weight: the in-scope score."""
-    return (F.normalize(embeddings, dim=-1) @ F.normalize(params["weight"], dim=-1).T).max(dim=-1).values
-
-
 def cross_fit(
     embeddings: torch.Tensor, targets: torch.Tensor, num_classes: int, config: InnerLoopConfig, seed: int = 0,
-    negatives: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Held-out (logits, max-cosine, targets) for examples of classes with >= 2 examples,
-    and the max-cosine of ``negatives`` (out-of-scope embeddings) averaged over the
-    fold heads, so both are scored by heads that never saw them (None without negatives)."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Held-out (logits, targets) for examples of classes with >= 2 examples, each
+    scored by a head adapted on the other fold."""
     generator = torch.Generator().manual_seed(seed)
     fold = torch.full((len(targets),), -1, dtype=torch.long)
     cpu_targets = targets.cpu()
@@ -49,9 +44,6 @@ def cross_fit(
             fold[members] = torch.arange(len(members)) % 2
     fold = fold.to(targets.device)
     logits = torch.zeros(len(targets), num_classes, device=embeddings.device)
-    scores = torch.zeros(len(targets), device=embeddings.device)
-    has_negatives = negatives is not None and len(negatives) > 0
-    negative_scores, heads = torch.zeros(len(negatives) if has_negatives else 0, device=embeddings.device), 0
     for held_out in (0, 1):
         train = fold != held_out
         test = fold == held_out
@@ -59,12 +51,8 @@ def cross_fit(
             continue
         params = adapt(embeddings[train], targets[train], num_classes, config)
         logits[test] = head_logits(params, embeddings[test], config.scale)
-        scores[test] = max_cosine(params, embeddings[test])
-        if has_negatives:
-            negative_scores += max_cosine(params, negatives.to(embeddings.device, embeddings.dtype))
-            heads += 1
     mask = fold >= 0
-    return logits[mask], scores[mask], targets[mask], (negative_scores / heads if has_negatives and heads else None)
+    return logits[mask], targets[mask]
 
 
 def fit_temperature(
@@ -113,16 +101,20 @@ def calibrate(
     targets: torch.Tensor,
     num_classes: int,
     config: InnerLoopConfig,
+    oos_model: OutOfScopeModel,
     negatives: torch.Tensor | None = None,
     reject_quantile: float = 0.05,
 ) -> TaskCalibration:
-    """Temperature and out-of-scope threshold for a task, from its support set."""
-    logits, scores, held_targets, negative_scores = cross_fit(embeddings, targets, num_classes, config,
-                                                              negatives=negatives)
+    """Temperature and out-of-scope threshold (in ``oos_model``'s score) for a task,
+    from its support set; without two held-out texts there is neither."""
+    logits, held_targets = cross_fit(embeddings, targets, num_classes, config)
     if len(held_targets) < 2:
         return TaskCalibration()
     temperature = fit_temperature(logits, held_targets)
-    return TaskCalibration(temperature, choose_threshold(scores, negative_scores, reject_quantile))
+    held_out_scores = oos_model.leave_one_out_scores(embeddings, targets)
+    negative_scores = (oos_model.scores(negatives.to(embeddings.device, embeddings.dtype))
+                       if negatives is not None and len(negatives) > 0 else None)
+    return TaskCalibration(temperature, choose_threshold(held_out_scores, negative_scores, reject_quantile))
 
 
 def expected_calibration_error(probabilities: torch.Tensor, targets: torch.Tensor, bins: int = 15) -> float:

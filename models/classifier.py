@@ -17,6 +17,7 @@ from models.calibration import TaskCalibration, calibrate
 from models.encoder import TextEncoder
 from models.head import HeadParams, prototype_init
 from models.inner_loop import InnerLoopConfig, adapt
+from models.out_of_scope import fit_out_of_scope
 
 
 @dataclass(frozen=True)
@@ -55,9 +56,11 @@ def fit_adapter(
     """Adapt a head to support embeddings; labels are sorted so the order is stable.
 
     ``previous`` makes this a continual update: the head starts from (and is pulled
-    toward) the previous adapter instead of the prototypes. ``calibrated`` also fits
-    the temperature and out-of-scope threshold (models.calibration), using
-    ``negatives`` (embeddings of out-of-scope examples) when given.
+    toward) the previous adapter instead of the prototypes. The out-of-scope model
+    (models.out_of_scope) is always fitted, so in-scope scores mean the same with or
+    without calibration; ``calibrated`` also fits the temperature and the out-of-scope
+    threshold (models.calibration), using ``negatives`` (embeddings of out-of-scope
+    examples) when given.
     """
     label_order = tuple(sorted(set(labels)))
     index = {label: i for i, label in enumerate(label_order)}
@@ -68,13 +71,14 @@ def fit_adapter(
         params = adapt(embeddings, targets, len(label_order), replace(config, steps=config.continual_steps), init=init)
     else:
         params = adapt(embeddings, targets, len(label_order), config)
+    oos_model = fit_out_of_scope(embeddings, targets, len(label_order))
     calibration = (
-        calibrate(embeddings, targets, len(label_order), config, negatives, reject_quantile)
+        calibrate(embeddings, targets, len(label_order), config, oos_model, negatives, reject_quantile)
         if calibrated
         else TaskCalibration()
     )
     return Adapter(label_order, params, config.scale, encoder_fingerprint, calibration.temperature,
-                   calibration.oos_threshold)
+                   calibration.oos_threshold, oos_model)
 
 
 def rank(

@@ -6,6 +6,7 @@ import torch
 
 from models.calibration import calibrate, choose_threshold, expected_calibration_error, fit_temperature
 from models.inner_loop import InnerLoopConfig
+from models.out_of_scope import fit_out_of_scope
 
 
 def test_fit_temperature_recovers_the_temperature_that_generated_the_labels() -> None:
@@ -38,13 +39,33 @@ def test_negatives_only_raise_the_threshold_and_within_the_ceiling() -> None:
     assert low_negatives == plain
 
 
-def test_calibrate_gives_a_threshold_below_most_support_scores() -> None:
+def test_calibrate_rejects_few_held_out_support_texts_and_most_unrelated_ones() -> None:
     generator = torch.Generator().manual_seed(1)
     centres = torch.nn.functional.normalize(torch.randn(3, 16, generator=generator), dim=-1)
     embeddings = torch.nn.functional.normalize(
-        centres.repeat_interleave(8, 0) + 0.3 * torch.randn(24, 16, generator=generator), dim=-1
+        centres.repeat_interleave(40, 0) + 0.1 * torch.randn(120, 16, generator=generator), dim=-1
     )
-    targets = torch.arange(3).repeat_interleave(8)
-    calibration = calibrate(embeddings, targets, 3, InnerLoopConfig(steps=10))
-    assert calibration.oos_threshold is not None and -1.0 <= calibration.oos_threshold <= 1.0
+    targets = torch.arange(3).repeat_interleave(40)
+    oos_model = fit_out_of_scope(embeddings, targets, 3)
+    calibration = calibrate(embeddings, targets, 3, InnerLoopConfig(steps=10), oos_model)
+    assert calibration.oos_threshold is not None
+    held_out = oos_model.leave_one_out_scores(embeddings, targets)
+    assert 0.02 <= float((held_out < calibration.oos_threshold).float().mean()) <= 0.08
+    unrelated = torch.nn.functional.normalize(torch.randn(200, 16, generator=generator), dim=-1)
+    assert float((oos_model.scores(unrelated) < calibration.oos_threshold).float().mean()) > 0.9
     assert 0.1 <= calibration.temperature <= 10.0
+
+
+def test_negatives_near_the_classes_raise_the_threshold() -> None:
+    generator = torch.Generator().manual_seed(2)
+    centres = torch.nn.functional.normalize(torch.randn(3, 16, generator=generator), dim=-1)
+    embeddings = torch.nn.functional.normalize(
+        centres.repeat_interleave(20, 0) + 0.3 * torch.randn(60, 16, generator=generator), dim=-1
+    )
+    targets = torch.arange(3).repeat_interleave(20)
+    oos_model = fit_out_of_scope(embeddings, targets, 3)
+    plain = calibrate(embeddings, targets, 3, InnerLoopConfig(steps=10), oos_model)
+    borderline = torch.nn.functional.normalize(centres.mean(0, keepdim=True) + 0.2 * torch.randn(10, 16, generator=generator), dim=-1)
+    with_negatives = calibrate(embeddings, targets, 3, InnerLoopConfig(steps=10), oos_model, negatives=borderline)
+    assert plain.oos_threshold is not None and with_negatives.oos_threshold is not None
+    assert with_negatives.oos_threshold >= plain.oos_threshold
