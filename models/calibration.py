@@ -78,13 +78,25 @@ def fit_temperature(
     return float(log_t.exp().clamp(*bounds).item())
 
 
+def rejection_quantile(scores: torch.Tensor, level: float) -> float:
+    """The threshold that rejects (``score < threshold``) a new text exchangeable with
+    ``scores`` with probability at most ``level``: the ``floor(level * (n + 1))``-th
+    smallest score, as in split conformal prediction (Vovk et al. 2005). The usual
+    interpolated quantile rejects up to twice ``level`` with a few dozen scores; with
+    fewer than ``1 / level - 1`` scores the smallest one is the best available."""
+    ordered = scores.float().sort().values
+    rank = int(level * (len(ordered) + 1))
+    return float(ordered[min(max(rank, 1), len(ordered)) - 1].item())
+
+
 def choose_threshold(in_scope: torch.Tensor, negatives: torch.Tensor | None, reject_quantile: float) -> float:
-    """Quantile of in-scope scores; with negatives, the best balanced separation at or
-    above it, never rejecting more than twice ``reject_quantile`` of the in-scope scores."""
-    quantile = float(torch.quantile(in_scope.float(), reject_quantile).item())
+    """Rejection quantile of held-out in-scope scores; with negatives, the best balanced
+    separation at or above it, never rejecting more than twice ``reject_quantile`` of the
+    in-scope scores."""
+    quantile = rejection_quantile(in_scope, reject_quantile)
     if negatives is None or len(negatives) == 0:
         return quantile
-    ceiling = float(torch.quantile(in_scope.float(), min(1.0, 2 * reject_quantile)).item())
+    ceiling = rejection_quantile(in_scope, min(1.0, 2 * reject_quantile))
     # Negatives may only raise the threshold (reject more), never lower it below the
     # support-only default, and never past rejecting 2 x reject_quantile of in-scope texts.
     candidates = torch.cat([in_scope, negatives, in_scope.new_tensor([quantile])]).unique()

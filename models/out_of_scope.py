@@ -49,29 +49,38 @@ class LowRankPrecision:
         along = (p**2) @ self.coef[:, None] + ((q**2) @ self.coef)[None, :] - 2 * (p * self.coef) @ q.T
         return (squared - along).clamp_min(0) / self.noise
 
-    def row_distances(self, points: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-        """Squared Mahalanobis distance ``[n]`` from each point to its own centre (same row)."""
-        diff = points - centres
-        return ((diff**2).sum(-1) - ((diff @ self.basis) ** 2) @ self.coef).clamp_min(0) / self.noise
+    def apply(self, vectors: torch.Tensor) -> torch.Tensor:
+        """``P v`` for each row ``v``."""
+        return (vectors - ((vectors @ self.basis) * self.coef) @ self.basis.T) / self.noise
 
-    def held_out_distances(self, residuals: torch.Tensor, group_sizes: torch.Tensor) -> torch.Tensor:
-        """Squared distances of fitted examples to their own centre as if each had been
-        left out of the fit. Leaving out one of ``m`` members of a group moves the centre
-        away by ``k = m / (m - 1)`` times the residual and removes ``k r r'`` from the
-        scatter, a rank-one downdate of the covariance (Sherman-Morrison:
-        ``d'P'd = k^2 q / (1 - w q)`` with ``q = r'Pr``, ``w = (1 - shrinkage) k / n``),
-        which is also rescaled from ``n`` to ``n - 1`` examples, and whose isotropic part
-        shrinks with the scatter's trace (applied to the whole distance: approximate).
-        Without it, an example's own residual lies in the directions the covariance
-        learned from it, and with few examples per dimension held-out scores look far
-        better than new texts' do."""
-        n, dim = max(self.examples, 2), residuals.shape[1]
+    def held_out_distances(self, points: torch.Tensor, centres: torch.Tensor, own: torch.Tensor,
+                           group_sizes: torch.Tensor) -> torch.Tensor:
+        """Squared distances ``[n, c]`` from fitted examples to every centre as if each
+        example had been left out of the fit; ``own`` is each example's centre (column).
+
+        Leaving out one of ``m`` members of a group moves its centre away by
+        ``k = m / (m - 1)`` times the residual ``r`` and removes ``k r r'`` from the
+        scatter: a rank-one downdate of the covariance, so by Sherman-Morrison every
+        distance grows to ``d'Pd + w (d'Pr)^2 / (1 - w r'Pr)`` with
+        ``w = (1 - shrinkage) k / n``; the covariance is also rescaled from ``n`` to
+        ``n - 1`` examples, and its isotropic part shrinks with the scatter's trace
+        (applied to the whole distance: approximate). Without this, an example's own
+        residual lies in directions the covariance learned from it, and with few examples
+        per dimension held-out scores look far better than new texts' do."""
+        n, dim = max(self.examples, 2), points.shape[1]
+        rows = torch.arange(len(points), device=points.device)
         k = group_sizes / (group_sizes - 1)
-        quadratic = self.row_distances(residuals, torch.zeros_like(residuals))
+        residuals = points - centres[own]
+        precise = self.apply(residuals)
+        quadratic = (residuals * precise).sum(-1)
+        distances = self.distances(points, centres)
+        cross = (points * precise).sum(-1, keepdim=True) - precise @ centres.T
+        distances[rows, own] = k**2 * quadratic
+        cross[rows, own] = k * quadratic
         weight = (1 - self.shrinkage) * k / n
+        downdated = distances + (weight / (1 - weight * quadratic).clamp_min(1e-3))[:, None] * cross**2
         trace_share = k * (residuals**2).sum(-1) * self.shrinkage / (n * dim * self.noise)
-        scale = (n - 1) / n / (1 - trace_share).clamp_min(0.5)
-        return scale * k**2 * quadratic / (1 - weight * quadratic).clamp_min(1e-3)
+        return ((n - 1) / n / (1 - trace_share).clamp_min(0.5))[:, None] * downdated
 
 
 def fit_precision(residuals: torch.Tensor, fallback_variance: float, shrinkage: float = DEFAULT_SHRINKAGE,
@@ -123,10 +132,10 @@ class OutOfScopeModel:
         keep = counts[targets] >= 2
         x, y = embeddings[keep].float(), targets[keep]
         sizes = counts[y].to(x.dtype)
-        distances = self.within.distances(x, self.means)
-        own = self.within.held_out_distances(x - self.means[y], sizes)
-        distances[torch.arange(len(x), device=x.device), y] = own
-        background = self.background.held_out_distances(x - self.background_mean, torch.full_like(sizes, len(targets)))
+        distances = self.within.held_out_distances(x, self.means, y, sizes)
+        background = self.background.held_out_distances(
+            x, self.background_mean[None], torch.zeros_like(y), torch.full_like(sizes, len(targets))
+        ).squeeze(-1)
         return self._combine(x, distances, background)
 
     def tensors(self, prefix: str = "oos.") -> dict[str, torch.Tensor]:

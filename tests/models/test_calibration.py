@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from models.calibration import calibrate, choose_threshold, expected_calibration_error, fit_temperature
+from models.calibration import (
+    calibrate,
+    choose_threshold,
+    expected_calibration_error,
+    fit_temperature,
+    rejection_quantile,
+)
 from models.inner_loop import InnerLoopConfig
 from models.out_of_scope import fit_out_of_scope
 
@@ -34,9 +40,19 @@ def test_negatives_only_raise_the_threshold_and_within_the_ceiling() -> None:
     plain = choose_threshold(in_scope, None, 0.05)
     high_negatives = choose_threshold(in_scope, torch.full((20,), 0.34), 0.05)
     low_negatives = choose_threshold(in_scope, torch.full((20,), 0.1), 0.05)
-    assert abs(plain - 0.33) < 1e-4
+    assert abs(plain - 0.324) < 1e-4  # the 5th of 101 scores: floor(0.05 * 102)
     assert plain < high_negatives <= float(torch.quantile(in_scope, 0.10))
     assert low_negatives == plain
+
+
+def test_rejection_quantile_rejects_at_most_the_level_even_with_few_scores() -> None:
+    generator = torch.Generator().manual_seed(4)
+    for n in (20, 60):
+        trials = torch.randn(4000, n + 1, generator=generator)  # n calibration scores + 1 new, exchangeable
+        thresholds = torch.tensor([rejection_quantile(row[:n], 0.05) for row in trials])
+        rate = float((trials[:, n] < thresholds).float().mean())
+        assert 0.03 < rate <= 0.05 + 0.01  # floor(0.05 (n + 1)) / (n + 1): 4.8% and 4.9%
+    assert rejection_quantile(torch.tensor([3.0, 1.0, 2.0]), 0.05) == 1.0  # too few: the smallest
 
 
 def test_calibrate_rejects_few_held_out_support_texts_and_most_unrelated_ones() -> None:
