@@ -136,7 +136,8 @@ class PredictionOut(BaseModel):
     top_k: list[LabelScore]
     out_of_scope: bool
     ambiguous: bool = Field(description="the two best labels are too close to call")
-    in_scope_score: float = Field(description="similarity to the nearest label; compared with oos_threshold")
+    in_scope_score: float = Field(description="how typical of the task's labels the text is (relative Mahalanobis, "
+                                  "higher is more in scope); below oos_threshold it is out of scope")
 
 
 class PredictOut(BaseModel):

@@ -83,6 +83,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", default="default")
     parser.add_argument("--quantile", type=float, default=0.05)
     parser.add_argument("--draws", type=int, default=10)
+    parser.add_argument("--shots", type=int, default=10, help="support examples per label (the first of train_10)")
     parser.add_argument("--no-doc", action="store_true")
     args = parser.parse_args()
     checkpoint = resolve_checkpoint(args.checkpoint)
@@ -90,13 +91,16 @@ def main() -> None:
     config = checkpoint.inner_loop if checkpoint else InnerLoopConfig()
     data = Path(args.data)
     rows = {split: read_jsonl(data / f"{split}.jsonl") for split in ("train_10", "test", "oos_test")}
+    seen: dict[str, int] = {}
+    rows["train_10"] = [r for r in rows["train_10"] if (seen := seen | {r.label: seen.get(r.label, 0) + 1})[r.label] <= args.shots]
     vectors = {split: encoder.encode([r.text for r in split_rows]) for split, split_rows in rows.items()}
     labels = sorted({r.label for r in rows["train_10"]})
     index = {label: i for i, label in enumerate(labels)}
     y_support = torch.tensor([index[r.label] for r in rows["train_10"]])
     y_test = torch.tensor([index[r.label] for r in rows["test"]])
 
-    result: dict = {"checkpoint": args.checkpoint, "quantile": args.quantile, "all_labels": {}, "subsets": {}}
+    result: dict = {"checkpoint": args.checkpoint, "quantile": args.quantile, "shots": args.shots, "all_labels": {},
+                    "subsets": {}}
     for name, scorer in SCORERS.items():
         result["all_labels"][name] = evaluate(scorer, vectors["train_10"], y_support, len(labels), vectors["test"],
                                               y_test, vectors["oos_test"], config, args.quantile)
@@ -121,7 +125,8 @@ def main() -> None:
 
 
 def markdown(result: dict) -> str:
-    lines = [f"Checkpoint `{result['checkpoint']}`, reject quantile {result['quantile']}; CLINC150 `train_10` support, "
+    lines = [f"Checkpoint `{result['checkpoint']}`, reject quantile {result['quantile']}; CLINC150 support: the first "
+             f"{result['shots']} examples per label of `train_10`, "
              "`test` in scope, `oos_test` out of scope; same embeddings and adaptation for both scores.\n",
              "| labels | score | AUROC | in-scope rejected % | OOS recall % | accuracy drop (points) |",
              "|---|---|---|---|---|---|"]

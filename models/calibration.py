@@ -96,7 +96,8 @@ def choose_threshold(in_scope: torch.Tensor, negatives: torch.Tensor | None, rej
     quantile = rejection_quantile(in_scope, reject_quantile)
     if negatives is None or len(negatives) == 0:
         return quantile
-    ceiling = rejection_quantile(in_scope, min(1.0, 2 * reject_quantile))
+    # The ceiling is the interpolated quantile: a few dozen scores leave room above the minimum.
+    ceiling = float(torch.quantile(in_scope.float(), min(1.0, 2 * reject_quantile)).item())
     # Negatives may only raise the threshold (reject more), never lower it below the
     # support-only default, and never past rejecting 2 x reject_quantile of in-scope texts.
     candidates = torch.cat([in_scope, negatives, in_scope.new_tensor([quantile])]).unique()

@@ -79,4 +79,4 @@ def test_adapter_round_trip_keeps_the_out_of_scope_model() -> None:
     loaded = Adapter.from_bytes(adapter.to_bytes())
     assert set(loaded.params) == {"weight", "bias"} and loaded.oos_model is not None
     torch.testing.assert_close(loaded.in_scope_scores(embeddings), adapter.in_scope_scores(embeddings))
-    assert adapter.num_bytes == (3 * 16 + 3 + 3 * 16 + 2 * (16 * 8 + 8) + 16 + 2) * 4
+    assert adapter.num_bytes == (3 * 16 + 3 + 3 * 16 + 2 * (16 * 8 + 8) + 16 + 3) * 4
