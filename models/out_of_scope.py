@@ -107,7 +107,10 @@ def fit_precision(residuals: torch.Tensor, fallback_variance: float, shrinkage: 
     if variance <= 1e-12:
         variance = fallback_variance
     eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
-    keep = min(rank, dim)
+    # A scatter of n residuals has at most n nonzero eigenvalues; directions without
+    # spread have coefficient 0 and need no storage (a small task's adapter stays small).
+    spread_rank = int((eigenvalues > eigenvalues[-1].clamp_min(1e-12) * 1e-6).sum())
+    keep = max(1, min(rank, dim, spread_rank))
     spread = (1 - shrinkage) * eigenvalues[-keep:].clamp_min(0)
     noise = shrinkage * variance
     return LowRankPrecision(eigenvectors[:, -keep:].contiguous(), spread / (noise + spread), noise,

@@ -80,3 +80,16 @@ def test_adapter_round_trip_keeps_the_out_of_scope_model() -> None:
     assert set(loaded.params) == {"weight", "bias"} and loaded.oos_model is not None
     torch.testing.assert_close(loaded.in_scope_scores(embeddings), adapter.in_scope_scores(embeddings))
     assert adapter.num_bytes == (3 * 16 + 3 + 3 * 16 + 2 * (16 * 8 + 8) + 16 + 3) * 4
+
+
+def test_a_small_task_stores_only_the_directions_with_spread() -> None:
+    embeddings, targets, _ = _clusters(classes=2, per_class=3, dim=32)
+    model = fit_out_of_scope(embeddings, targets, 2, rank=16)
+    assert model.within.basis.shape == (32, 4)  # 6 examples around 2 means
+    assert model.background.basis.shape == (32, 5)  # 6 examples around 1 mean
+    residuals = embeddings - model.means[targets]
+    covariance = residuals.T @ residuals / 6
+    dense = torch.linalg.inv(0.1 * covariance + 0.9 * covariance.diagonal().mean() * torch.eye(32))
+    diff = embeddings[:, None] - model.means[None]
+    expected = torch.einsum("ncd,de,nce->nc", diff, dense, diff)
+    torch.testing.assert_close(model.within.distances(embeddings, model.means), expected, rtol=1e-4, atol=1e-3)
