@@ -75,7 +75,7 @@ def _meta_train(args: argparse.Namespace) -> int:
         algorithm=args.algorithm, episodes=args.episodes, meta_batch=args.meta_batch, ways=args.ways, shots=tuple(args.shots),
         queries=args.queries, episode_mode=args.episode_mode, hard_pool=args.hard_pool, learning_rate=args.lr,
         lora_rank=args.lora_rank, lora_alpha=args.lora_alpha, lora_layers=args.lora_layers, layer_mix=args.layer_mix, reptile_steps=args.reptile_steps,
-        reptile_lr=args.reptile_lr, val_every=args.val_every, val_episodes=args.val_episodes, val_ways=args.val_ways,
+        reptile_lr=args.reptile_lr, oos_weight=args.oos_weight, val_every=args.val_every, val_episodes=args.val_episodes, val_ways=args.val_ways,
         patience=args.early_stopping_patience, max_minutes=args.max_minutes, seed=args.seed, calibrate=not args.no_calibrate,
         calibrate_steps=tuple(args.calibrate_steps), calibrate_episodes=args.calibrate_episodes,
         calibrate_ways=args.calibrate_ways, inner_loop=start.to_dict(),
@@ -203,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="learn a weighted mix of the frozen encoder's layers instead of LoRA factors (see models/meta/layer_mix.py)")
     meta.add_argument("--reptile-steps", type=int, default=3)
     meta.add_argument("--reptile-lr", type=float, default=1e-3)
+    meta.add_argument("--oos-weight", type=float, default=0.0,
+                      help="> 0: a quarter of each episode's classes play out-of-scope texts and their queries must "
+                           "score below in-scope ones (models/meta/oos_loss.py); loss-based algorithms only")
     defaults = {"steps": 50, "lr": 0.01, "proximal": 0.01, "scale": 20.0}
     meta.add_argument("--inner-steps", type=int, default=defaults["steps"], help="starting inner-loop steps")
     meta.add_argument("--inner-lr", type=float, default=defaults["lr"], help="starting inner-loop learning rate")

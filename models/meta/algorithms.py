@@ -31,6 +31,7 @@ from models.episodes import Episode
 from models.head import head_logits, prototype_init, prototypes
 from models.inner_loop import InnerLoopConfig, adapt
 from models.meta.model import MetaModel
+from models.meta.oos_loss import with_out_of_scope
 
 EmbedFn = Callable[[Episode, Sequence[int]], torch.Tensor]
 
@@ -120,8 +121,19 @@ class Reptile:
         return losses[0]
 
 
-def make_algorithm(name: str, reptile_steps: int = 3, reptile_lr: float = 1e-3) -> LossAlgorithm | Reptile:
-    """The algorithm behind ``--algorithm name``."""
+def make_algorithm(name: str, reptile_steps: int = 3, reptile_lr: float = 1e-3,
+                   oos_weight: float = 0.0) -> LossAlgorithm | Reptile:
+    """The algorithm behind ``--algorithm name``; ``oos_weight > 0`` adds the out-of-scope
+    ranking term of :mod:`models.meta.oos_loss` to a loss-based algorithm."""
+    algorithm = _make_algorithm(name, reptile_steps, reptile_lr)
+    if oos_weight <= 0:
+        return algorithm
+    if not isinstance(algorithm, LossAlgorithm):
+        raise ValueError(f"--oos-weight needs a loss-based algorithm, not {name!r}")
+    return replace(algorithm, loss=with_out_of_scope(algorithm.loss, oos_weight))
+
+
+def _make_algorithm(name: str, reptile_steps: int, reptile_lr: float) -> LossAlgorithm | Reptile:
     if name == "protonet":
         return LossAlgorithm("protonet", lambda s, ys, q, yq, ways, config: protonet_loss(s, ys, q, yq, ways, config.scale))
     if name == "fomaml":

@@ -45,6 +45,7 @@ class MetaTrainConfig:
     layer_mix: bool = False  # learn a mix of the frozen encoder's layers instead of LoRA (models.meta.layer_mix)
     reptile_steps: int = 3
     reptile_lr: float = 1e-3
+    oos_weight: float = 0.0  # > 0: held-out classes of each episode train out-of-scope ranking (models.meta.oos_loss)
     val_every: int = 25  # outer steps between meta-validations
     val_episodes: int = 2  # per data set and shot count
     val_ways: int = 0  # 0: all classes of the valid split
@@ -77,7 +78,7 @@ def meta_train(config: MetaTrainConfig, datasets: Sequence[MetaDataset], model: 
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config.seed)
     started = time.monotonic()
-    algorithm = make_algorithm(config.algorithm, config.reptile_steps, config.reptile_lr)
+    algorithm = make_algorithm(config.algorithm, config.reptile_steps, config.reptile_lr, config.oos_weight)
 
     def amp():  # a fresh context each time: bf16 autocast on CUDA, nothing on the CPU
         return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
