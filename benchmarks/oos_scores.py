@@ -38,7 +38,8 @@ from models.out_of_scope import fit_out_of_scope  # noqa: E402
 
 def max_cosine_scorer(support: torch.Tensor, targets: torch.Tensor, classes: int, config: InnerLoopConfig,
                       quantile: float):
-    """The pre-format-3 rule: max cosine to the head; threshold from two-fold held-out scores."""
+    """The pre-format-3 rule: max cosine to the head; threshold the interpolated quantile of
+    two-fold held-out scores (as the service computed it before adapter format 3)."""
     head = adapt(support, targets, classes, config)
     score = lambda x: (F.normalize(x, dim=-1) @ F.normalize(head["weight"], dim=-1).T).max(-1).values  # noqa: E731
     generator = torch.Generator().manual_seed(0)
@@ -51,7 +52,7 @@ def max_cosine_scorer(support: torch.Tensor, targets: torch.Tensor, classes: int
     for part in (0, 1):
         fold_head = adapt(support[fold != part], targets[fold != part], classes, config)
         held_out[fold == part] = (support[fold == part] @ F.normalize(fold_head["weight"], dim=-1).T).max(-1).values
-    return head, score, choose_threshold(held_out, None, quantile)
+    return head, score, float(torch.quantile(held_out, quantile))  # the interpolated quantile it used
 
 
 def relative_mahalanobis_scorer(support: torch.Tensor, targets: torch.Tensor, classes: int,
