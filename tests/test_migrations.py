@@ -192,3 +192,27 @@ def test_a_task_made_before_0002_is_served_after_the_upgrade(empty_database_url:
         pinned = fewshot.predict("old", texts, version=1)["predictions"]
         assert all(p["top_k"][0]["label"] in ("alarm", "music") for p in pinned)
         assert fewshot.add_examples("old", [("cancel my alarm", "alarm")])["num_examples"] == 7
+
+
+def test_upgrade_to_0003_clears_overrides_on_the_cosine_scale(empty_database_url: str, engine: Engine) -> None:
+    from datetime import datetime, timezone
+
+    from alembic import command
+    from sqlalchemy import text
+
+    config = alembic_config(empty_database_url)
+    command.upgrade(config, "0002")
+    now = datetime.now(timezone.utc)
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO tenants (id, name, created_at) VALUES ('t1', 'acme', :now)"), {"now": now})
+        for task_id, override in (("strict", 0.5), ("plain", None)):
+            connection.execute(
+                text("INSERT INTO tasks (id, tenant_id, name, version, created_at, updated_at, oos_threshold_override)"
+                     " VALUES (:id, 't1', :id, 1, :now, :now, :override)"),
+                {"id": task_id, "now": now, "override": override},
+            )
+    command.upgrade(config, "0003")
+    with engine.connect() as connection:
+        overrides = connection.execute(text("SELECT oos_threshold_override FROM tasks")).scalars().all()
+    assert overrides == [None, None]
+
