@@ -54,7 +54,7 @@ class Adapter:
         """The out-of-scope model's score (else the highest cosine similarity to a class
         weight); below ``oos_threshold`` is out of scope."""
         if self.oos_model is not None:
-            return self.oos_model.to(embeddings.device).scores(embeddings.float())
+            return self.oos_model.scores(embeddings).to(embeddings.device)
         weight = F.normalize(self.params["weight"].to(embeddings.device), dim=-1)
         return (F.normalize(embeddings, dim=-1) @ weight.T).max(dim=-1).values
 

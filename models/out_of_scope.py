@@ -128,7 +128,8 @@ class OutOfScopeModel:
     background_weight: float = 1.0
 
     def scores(self, embeddings: torch.Tensor) -> torch.Tensor:
-        """In-scope score per row (higher: more in scope)."""
+        """In-scope score per row (higher: more in scope), in the model's precision."""
+        embeddings = embeddings.to(self.means.device, self.means.dtype)
         return self._combine(embeddings, self.within.distances(embeddings, self.means))
 
     def _combine(self, embeddings: torch.Tensor, class_distances: torch.Tensor,

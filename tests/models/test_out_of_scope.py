@@ -93,3 +93,12 @@ def test_a_small_task_stores_only_the_directions_with_spread() -> None:
     diff = embeddings[:, None] - model.means[None]
     expected = torch.einsum("ncd,de,nce->nc", diff, dense, diff)
     torch.testing.assert_close(model.within.distances(embeddings, model.means), expected, rtol=1e-4, atol=1e-3)
+
+
+def test_half_precision_queries_are_scored_in_the_models_precision() -> None:
+    embeddings, targets, _ = _clusters()
+    model = fit_out_of_scope(embeddings, targets, 3, rank=8)
+    half = model.scores(embeddings.half())
+    assert half.dtype == torch.float32
+    torch.testing.assert_close(half, model.scores(embeddings), rtol=1e-2, atol=1e-2)
+
