@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import append_section  # noqa: E402
-from models.calibration import choose_threshold, cross_fit  # noqa: E402
+from models.calibration import choose_threshold, stratified_folds  # noqa: E402
 from models.checkpoint import build_encoder, resolve_checkpoint  # noqa: E402
 from models.data import read_jsonl  # noqa: E402
 from models.head import head_logits  # noqa: E402
@@ -42,17 +42,12 @@ def max_cosine_scorer(support: torch.Tensor, targets: torch.Tensor, classes: int
     two-fold held-out scores (as the service computed it before adapter format 3)."""
     head = adapt(support, targets, classes, config)
     score = lambda x: (F.normalize(x, dim=-1) @ F.normalize(head["weight"], dim=-1).T).max(-1).values  # noqa: E731
-    generator = torch.Generator().manual_seed(0)
-    fold = torch.full((len(targets),), -1, dtype=torch.long)
-    for label in range(classes):
-        members = torch.nonzero(targets == label).flatten()
-        members = members[torch.randperm(len(members), generator=generator)]
-        fold[members] = torch.arange(len(members)) % 2
+    fold = stratified_folds(targets, classes)
     held_out = torch.empty(len(targets))
     for part in (0, 1):
         fold_head = adapt(support[fold != part], targets[fold != part], classes, config)
         held_out[fold == part] = (support[fold == part] @ F.normalize(fold_head["weight"], dim=-1).T).max(-1).values
-    return head, score, float(torch.quantile(held_out, quantile))  # the interpolated quantile it used
+    return head, score, float(torch.quantile(held_out[fold >= 0], quantile))  # the interpolated quantile it used
 
 
 def relative_mahalanobis_scorer(support: torch.Tensor, targets: torch.Tensor, classes: int,

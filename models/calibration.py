@@ -29,11 +29,9 @@ class TaskCalibration:
     oos_threshold: float | None = None
 
 
-def cross_fit(
-    embeddings: torch.Tensor, targets: torch.Tensor, num_classes: int, config: InnerLoopConfig, seed: int = 0,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Held-out (logits, targets) for examples of classes with >= 2 examples, each
-    scored by a head adapted on the other fold."""
+def stratified_folds(targets: torch.Tensor, num_classes: int, seed: int = 0) -> torch.Tensor:
+    """Fold 0 or 1 per example, each class split evenly at random; -1 for the examples of
+    classes with fewer than two (they cannot be held out and still have a class)."""
     generator = torch.Generator().manual_seed(seed)
     fold = torch.full((len(targets),), -1, dtype=torch.long)
     cpu_targets = targets.cpu()
@@ -42,7 +40,15 @@ def cross_fit(
         if len(members) >= 2:
             members = members[torch.randperm(len(members), generator=generator)]
             fold[members] = torch.arange(len(members)) % 2
-    fold = fold.to(targets.device)
+    return fold.to(targets.device)
+
+
+def cross_fit(
+    embeddings: torch.Tensor, targets: torch.Tensor, num_classes: int, config: InnerLoopConfig, seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Held-out (logits, targets) for examples of classes with >= 2 examples, each
+    scored by a head adapted on the other fold."""
+    fold = stratified_folds(targets, num_classes, seed)
     logits = torch.zeros(len(targets), num_classes, device=embeddings.device)
     for held_out in (0, 1):
         train = fold != held_out
@@ -125,8 +131,7 @@ def calibrate(
         return TaskCalibration()
     temperature = fit_temperature(logits, held_targets)
     held_out_scores = oos_model.leave_one_out_scores(embeddings, targets)
-    negative_scores = (oos_model.scores(negatives.to(embeddings.device, embeddings.dtype))
-                       if negatives is not None and len(negatives) > 0 else None)
+    negative_scores = oos_model.scores(negatives) if negatives is not None and len(negatives) > 0 else None
     return TaskCalibration(temperature, choose_threshold(held_out_scores, negative_scores, reject_quantile))
 
 

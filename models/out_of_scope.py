@@ -117,6 +117,23 @@ def fit_precision(residuals: torch.Tensor, fallback_variance: float, shrinkage: 
                             len(residuals), shrinkage)
 
 
+def class_means(embeddings: torch.Tensor, targets: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Mean embedding per class ``[num_classes, dim]`` (zero for an empty class); differentiable."""
+    sums = torch.zeros(num_classes, embeddings.shape[1], dtype=embeddings.dtype, device=embeddings.device)
+    counts = torch.bincount(targets, minlength=num_classes).clamp_min(1).to(embeddings.dtype)
+    return sums.index_add(0, targets, embeddings) / counts[:, None]
+
+
+def background_weight(classes: int) -> float:
+    """The background term's weight for a task of ``classes`` labels (see the module docstring)."""
+    return classes / (classes + BACKGROUND_HALF_WEIGHT)
+
+
+def relative_score(nearest: torch.Tensor, background: torch.Tensor, weight: float, dim: int) -> torch.Tensor:
+    """The score from squared distances to the nearest class and to the background."""
+    return (weight * background - nearest) / dim
+
+
 @dataclass(frozen=True)
 class OutOfScopeModel:
     """Class means, their shared precision and the background Gaussian of a task."""
@@ -134,10 +151,10 @@ class OutOfScopeModel:
 
     def _combine(self, embeddings: torch.Tensor, class_distances: torch.Tensor,
                  background: torch.Tensor | None = None) -> torch.Tensor:
-        nearest = class_distances.min(dim=-1).values
         if background is None:
             background = self.background.distances(embeddings, self.background_mean[None]).squeeze(-1)
-        return (self.background_weight * background - nearest) / embeddings.shape[1]
+        return relative_score(class_distances.min(dim=-1).values, background, self.background_weight,
+                              embeddings.shape[1])
 
     def leave_one_out_scores(self, embeddings: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Scores of the support examples (the ones this model was fitted on), each as
@@ -182,9 +199,7 @@ def fit_out_of_scope(embeddings: torch.Tensor, targets: torch.Tensor, num_classe
                      shrinkage: float = DEFAULT_SHRINKAGE, rank: int = DEFAULT_RANK) -> OutOfScopeModel:
     """Fit class means, the shared within-class precision and the background Gaussian."""
     x = embeddings.float()
-    sums = torch.zeros(num_classes, x.shape[1], dtype=x.dtype, device=x.device).index_add_(0, targets, x)
-    counts = torch.bincount(targets, minlength=num_classes).clamp_min(1).to(x.dtype)
-    means = sums / counts[:, None]
+    means = class_means(x, targets, num_classes)
     background_mean = x.mean(0)
     background_residuals = x - background_mean
     # Unit vectors in random directions vary by 1/dim per coordinate: the last resort.
@@ -193,4 +208,4 @@ def fit_out_of_scope(embeddings: torch.Tensor, targets: torch.Tensor, num_classe
     within = fit_precision(x - means[targets], spread, shrinkage, rank)
     background = fit_precision(background_residuals, spread, shrinkage, rank)
     classes = int((torch.bincount(targets, minlength=num_classes) > 0).sum())
-    return OutOfScopeModel(means, within, background_mean, background, classes / (classes + BACKGROUND_HALF_WEIGHT))
+    return OutOfScopeModel(means, within, background_mean, background, background_weight(classes))

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from models.inner_loop import InnerLoopConfig
-from models.out_of_scope import BACKGROUND_HALF_WEIGHT, DEFAULT_SHRINKAGE
+from models.out_of_scope import DEFAULT_SHRINKAGE, background_weight, class_means, relative_score
 
 EpisodeLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int, InnerLoopConfig], torch.Tensor]
 
@@ -35,17 +35,15 @@ def _shrunk_precision(residuals: torch.Tensor, shrinkage: float) -> torch.Tensor
 def relative_mahalanobis(support: torch.Tensor, targets: torch.Tensor, classes: int, points: torch.Tensor,
                          shrinkage: float = DEFAULT_SHRINKAGE) -> torch.Tensor:
     """In-scope scores of ``points`` under Gaussians fitted to ``support``; differentiable."""
-    counts = torch.bincount(targets, minlength=classes).clamp_min(1).to(support.dtype)
-    means = torch.zeros(classes, support.shape[1], dtype=support.dtype, device=support.device).index_add(0, targets, support)
-    means = means / counts[:, None]
+    means = class_means(support, targets, classes)
     within = _shrunk_precision(support - means[targets], shrinkage)
     centre = support.mean(0)
     background = _shrunk_precision(support - centre, shrinkage)
     diff = points[:, None, :] - means[None]
     nearest = torch.einsum("ncd,de,nce->nc", diff, within, diff).min(-1).values
     away = points - centre
-    weight = classes / (classes + BACKGROUND_HALF_WEIGHT)
-    return (weight * torch.einsum("nd,de,ne->n", away, background, away) - nearest) / support.shape[1]
+    return relative_score(nearest, torch.einsum("nd,de,ne->n", away, background, away), background_weight(classes),
+                          support.shape[1])
 
 
 def with_out_of_scope(loss: EpisodeLoss, weight: float, held_out: float = 0.25, temperature: float = 0.5) -> EpisodeLoss:

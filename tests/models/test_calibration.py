@@ -55,13 +55,18 @@ def test_rejection_quantile_rejects_at_most_the_level_even_with_few_scores() -> 
     assert rejection_quantile(torch.tensor([3.0, 1.0, 2.0]), 0.05) == 1.0  # too few: the smallest
 
 
-def test_calibrate_rejects_few_held_out_support_texts_and_most_unrelated_ones() -> None:
-    generator = torch.Generator().manual_seed(1)
+def _clusters(per_class: int, noise: float, seed: int):
+    """Three unit-norm clusters in 16 dimensions: (centres, embeddings, targets, generator)."""
+    generator = torch.Generator().manual_seed(seed)
     centres = torch.nn.functional.normalize(torch.randn(3, 16, generator=generator), dim=-1)
     embeddings = torch.nn.functional.normalize(
-        centres.repeat_interleave(40, 0) + 0.1 * torch.randn(120, 16, generator=generator), dim=-1
+        centres.repeat_interleave(per_class, 0) + noise * torch.randn(3 * per_class, 16, generator=generator), dim=-1
     )
-    targets = torch.arange(3).repeat_interleave(40)
+    return centres, embeddings, torch.arange(3).repeat_interleave(per_class), generator
+
+
+def test_calibrate_rejects_few_held_out_support_texts_and_most_unrelated_ones() -> None:
+    _, embeddings, targets, generator = _clusters(per_class=40, noise=0.1, seed=1)
     oos_model = fit_out_of_scope(embeddings, targets, 3)
     calibration = calibrate(embeddings, targets, 3, InnerLoopConfig(steps=10), oos_model)
     assert calibration.oos_threshold is not None
@@ -73,12 +78,7 @@ def test_calibrate_rejects_few_held_out_support_texts_and_most_unrelated_ones() 
 
 
 def test_negatives_near_the_classes_raise_the_threshold() -> None:
-    generator = torch.Generator().manual_seed(2)
-    centres = torch.nn.functional.normalize(torch.randn(3, 16, generator=generator), dim=-1)
-    embeddings = torch.nn.functional.normalize(
-        centres.repeat_interleave(20, 0) + 0.3 * torch.randn(60, 16, generator=generator), dim=-1
-    )
-    targets = torch.arange(3).repeat_interleave(20)
+    centres, embeddings, targets, generator = _clusters(per_class=20, noise=0.3, seed=2)
     oos_model = fit_out_of_scope(embeddings, targets, 3)
     plain = calibrate(embeddings, targets, 3, InnerLoopConfig(steps=10), oos_model)
     borderline = torch.nn.functional.normalize(centres.mean(0, keepdim=True) + 0.2 * torch.randn(10, 16, generator=generator), dim=-1)
