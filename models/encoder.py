@@ -172,6 +172,7 @@ class TransformerEncoder:
             out[torch.tensor(index, device=self.device)] = pool_layers(states, batch["attention_mask"], self.pooling).float()
         return out
 
+
 def pool(hidden: torch.Tensor, mask: torch.Tensor, mode: str = "mean") -> torch.Tensor:
     """Sentence embedding from token states: masked mean (or CLS), then L2 normalisation."""
     if mode == "cls":

@@ -37,6 +37,19 @@ from models.metrics import roc_auc  # noqa: E402
 from models.out_of_scope import class_means, fit_out_of_scope  # noqa: E402
 
 
+SPLITS = ("train_10", "valid", "oos_valid", "oos_train", "test", "oos_test")
+
+
+def load_clinc150_pooled(data: str | Path, cache: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, list], list[str]]:
+    """Per split of CLINC150 (:data:`SPLITS`): the bare encoder's pooled layers ``[n, 7, dim]``
+    (cached on disk), the rows, and the sorted in-scope labels of ``train_10``."""
+    encoder = TransformerEncoder(device="cpu")
+    sha = weights_sha256(encoder.model_dir)
+    rows = {s: read_jsonl(Path(data) / f"{s}.jsonl") for s in SPLITS}
+    pooled = {s: cached_pooled_layers(encoder, [r.text for r in rows[s]], sha, cache, progress=True) for s in SPLITS}
+    return pooled, rows, sorted({r.label for r in rows["train_10"]})
+
+
 def scores_for(features: dict[str, torch.Tensor], y: torch.Tensor, classes: int) -> tuple[dict, torch.Tensor]:
     """Per split scores and the leave-one-out support scores of one feature."""
     model = fit_out_of_scope(features["train_10"], y, classes)
@@ -60,13 +73,7 @@ def main() -> None:
     parser.add_argument("--quantile", type=float, default=0.05)
     args = parser.parse_args()
     torch.manual_seed(0)
-    data = Path(args.data)
-    encoder = TransformerEncoder(device="cpu")
-    sha = weights_sha256(encoder.model_dir)
-    splits = ("train_10", "valid", "oos_valid", "oos_train", "test", "oos_test")
-    rows = {s: read_jsonl(data / f"{s}.jsonl") for s in splits}
-    pooled = {s: cached_pooled_layers(encoder, [r.text for r in rows[s]], sha, args.cache, progress=True) for s in splits}
-    labels = sorted({r.label for r in rows["train_10"]})
+    pooled, rows, labels = load_clinc150_pooled(args.data, args.cache)
     y = torch.tensor([labels.index(r.label) for r in rows["train_10"]])
     shipped = torch.tensor(resolve_checkpoint("default").layer_mix)
 

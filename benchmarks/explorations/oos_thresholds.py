@@ -24,11 +24,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from benchmarks.explorations.oos_features import load_clinc150_pooled  # noqa: E402
 from models.calibration import rejection_quantile  # noqa: E402
 from models.checkpoint import resolve_checkpoint  # noqa: E402
-from models.data import read_jsonl  # noqa: E402
-from models.encoder import TransformerEncoder, mix_pooled, weights_sha256  # noqa: E402
-from models.meta.layer_mix import cached_pooled_layers  # noqa: E402
+from models.encoder import mix_pooled  # noqa: E402
 from models.out_of_scope import fit_out_of_scope  # noqa: E402
 
 Z = statistics.NormalDist().inv_cdf
@@ -75,15 +74,9 @@ def main() -> None:
     parser.add_argument("--quantile", type=float, default=0.05)
     parser.add_argument("--draws", type=int, default=10)
     args = parser.parse_args()
-    data = Path(args.data)
-    encoder = TransformerEncoder(device="cpu")
-    sha = weights_sha256(encoder.model_dir)
+    pooled, rows, labels = load_clinc150_pooled(args.data, args.cache)
     weights = torch.tensor(resolve_checkpoint("default").layer_mix)
-    splits = ("train_10", "valid", "oos_valid", "oos_train", "test", "oos_test")
-    rows = {s: read_jsonl(data / f"{s}.jsonl") for s in splits}
-    vectors = {s: mix_pooled(cached_pooled_layers(encoder, [r.text for r in rows[s]], sha, args.cache), weights)
-               for s in splits}
-    labels = sorted({r.label for r in rows["train_10"]})
+    vectors = {s: mix_pooled(p, weights) for s, p in pooled.items()}
     y = {s: torch.tensor([labels.index(r.label) for r in rows[s]]) for s in ("train_10", "valid", "test")}
     outside = {"valid": torch.cat([vectors["oos_valid"], vectors["oos_train"]]), "test": vectors["oos_test"]}
     rng = random.Random(0)
