@@ -66,7 +66,8 @@ def _meta_train(args: argparse.Namespace) -> int:
     if args.layer_mix:  # the encoder stays frozen: each text's pooled per-layer vectors, once
         featurize = lambda texts: cached_pooled_layers(encoder, texts, base_sha, args.cache_dir, not args.no_progress).to(device)  # noqa: E731
     datasets = [load_meta_dataset(d, encoder, upto, base_sha, args.cache_dir, progress=not args.no_progress,
-                                  featurize=featurize) for d in args.train_data]
+                                  featurize=featurize, exclude_fixed_splits=args.exclude_fixed_splits)
+                for d in args.train_data]
     for data in datasets if not args.layer_mix else []:
         data.train_states.states = data.train_states.states.to(device)
         data.valid_states.states = data.valid_states.states.to(device)
@@ -75,7 +76,7 @@ def _meta_train(args: argparse.Namespace) -> int:
         algorithm=args.algorithm, episodes=args.episodes, meta_batch=args.meta_batch, ways=args.ways, shots=tuple(args.shots),
         queries=args.queries, episode_mode=args.episode_mode, hard_pool=args.hard_pool, learning_rate=args.lr,
         lora_rank=args.lora_rank, lora_alpha=args.lora_alpha, lora_layers=args.lora_layers, layer_mix=args.layer_mix, reptile_steps=args.reptile_steps,
-        reptile_lr=args.reptile_lr, oos_weight=args.oos_weight, val_every=args.val_every, val_episodes=args.val_episodes, val_ways=args.val_ways,
+        reptile_lr=args.reptile_lr, oos_weight=args.oos_weight, select_on=args.select_on, val_every=args.val_every, val_episodes=args.val_episodes, val_ways=args.val_ways,
         patience=args.early_stopping_patience, max_minutes=args.max_minutes, seed=args.seed, calibrate=not args.no_calibrate,
         calibrate_steps=tuple(args.calibrate_steps), calibrate_episodes=args.calibrate_episodes,
         calibrate_ways=args.calibrate_ways, inner_loop=start.to_dict(),
@@ -206,6 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
     meta.add_argument("--oos-weight", type=float, default=0.0,
                       help="> 0: a quarter of each episode's classes play out-of-scope texts and their queries must "
                            "score below in-scope ones (models/meta/oos_loss.py); loss-based algorithms only")
+    meta.add_argument("--select-on", choices=("accuracy", "accuracy+oos"), default="accuracy",
+                      help="early-stopping score: meta-validation accuracy, or accuracy plus the out-of-scope AUROC "
+                           "of held-out classes in the validation episodes (models/meta/validation.py)")
+    meta.add_argument("--exclude-fixed-splits", action="store_true",
+                      help="train without the rows of the data sets' fixed few-shot splits (train_5, train_10), "
+                           "which evaluate and the benchmarks use as support sets")
     defaults = {"steps": 50, "lr": 0.01, "proximal": 0.01, "scale": 20.0}
     meta.add_argument("--inner-steps", type=int, default=defaults["steps"], help="starting inner-loop steps")
     meta.add_argument("--inner-lr", type=float, default=defaults["lr"], help="starting inner-loop learning rate")

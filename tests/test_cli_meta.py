@@ -138,3 +138,16 @@ def test_meta_train_a_layer_mix_then_evaluate(tiny: dict[str, Path], tmp_path: P
                  "--cache-dir", str(tiny["root"] / "cache"), "--no-progress", "--no-record"]) == 0
     figures = json.loads((results / "results.json").read_text())["results"]
     assert [row["name"] for row in figures] == ["bare", "mix"]
+
+
+def test_exclude_fixed_splits_trains_without_the_benchmark_support_sets(tiny: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "ckpt"
+    assert _meta_train(tiny, out, "--algorithm", "protonet", "--exclude-fixed-splits", "--oos-weight", "1.0",
+                       "--select-on", "accuracy+oos", "--no-calibrate") == 0
+    trained = json.loads((out / "manifest.json").read_text())["trained_on"][0]
+    # toy_dataset_dir: train_10 holds the first 10 of each class's 14 training rows (train_5 is inside it)
+    assert trained["excluded_fixed_splits"] == {"splits": ["train_10.jsonl", "train_5.jsonl"], "rows": 6 * 10}
+    assert trained["splits"]["train"]["rows"] == 6 * 4
+    history = json.loads((out / "metrics.json").read_text())["history"]
+    first = history[0]["val"]
+    assert 0 <= first["oos_auroc"] <= 1 and first["mean"] == pytest.approx(first["alpha"] + first["oos_auroc"])

@@ -30,26 +30,42 @@ class MetaDataset:
 def load_meta_dataset(
     directory: str | Path, encoder, upto: int, base_sha256: str, cache_dir: str | Path | None,
     train_split: str = "train", valid_split: str = "valid", progress: bool = False,
-    featurize: Callable[[list[str]], Any] | None = None,
+    featurize: Callable[[list[str]], Any] | None = None, exclude_fixed_splits: bool = False,
 ) -> MetaDataset:
     """Read ``<dir>/<train_split>.jsonl`` and ``<dir>/<valid_split>.jsonl`` and cache their states.
 
     ``encoder`` is a bare :class:`models.encoder.TransformerEncoder`; its layers
     ``[0, upto)`` are run once per text (memoised on disk under ``cache_dir``), unless
-    ``featurize`` (texts -> cached features) is given.
+    ``featurize`` (texts -> cached features) is given. ``exclude_fixed_splits`` drops
+    the training rows that also appear in the data set's fixed few-shot splits
+    (``<train_split>_*.jsonl``, e.g. ``train_5``, ``train_10``): a checkpoint with enough
+    capacity (LoRA) would otherwise have seen the very support sets that ``evaluate`` and
+    the benchmarks fit, and those would look tighter than new texts of their class.
     """
     directory = Path(directory)
     splits: dict[str, dict] = {}
-    loaded = {}
+    loaded, excluded = {}, None
     for role, split in (("train", train_split), ("valid", valid_split)):
         file = directory / f"{split}.jsonl"
         if not file.is_file():
             raise FileNotFoundError(f"{file} not found (meta-training needs {train_split} and {valid_split} splits)")
         rows = read_jsonl(file)
+        if role == "train" and exclude_fixed_splits:
+            rows, excluded = without_fixed_splits(rows, directory, train_split)
         texts = [r.text for r in rows]
         states = featurize(texts) if featurize else cached_token_states(
             encoder.model, encoder.tokenizer, texts, upto, base_sha256, cache_dir, encoder.max_length, progress)
         loaded[role] = (rows, states)
         splits[role] = {"split": split, "file": file.name, "rows": len(rows), "sha256": file_sha256(file)}
     provenance = {"name": directory.name, "path": str(directory), "splits": splits}
+    if excluded is not None:
+        provenance["excluded_fixed_splits"] = excluded
     return MetaDataset(directory.name, *loaded["train"], *loaded["valid"], provenance=provenance)
+
+
+def without_fixed_splits(rows: list[LabelledText], directory: Path, train_split: str) -> tuple[list[LabelledText], dict]:
+    """``rows`` minus those whose text is in a ``<train_split>_*.jsonl`` file, and what was dropped (for the manifest)."""
+    fixed = sorted(directory.glob(f"{train_split}_*.jsonl"))
+    texts = {row.text for file in fixed for row in read_jsonl(file)}
+    kept = [row for row in rows if row.text not in texts]
+    return kept, {"splits": [file.name for file in fixed], "rows": len(rows) - len(kept)}

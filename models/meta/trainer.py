@@ -46,6 +46,7 @@ class MetaTrainConfig:
     reptile_steps: int = 3
     reptile_lr: float = 1e-3
     oos_weight: float = 0.0  # > 0: held-out classes of each episode train out-of-scope ranking (models.meta.oos_loss)
+    select_on: str = "accuracy"  # or "accuracy+oos": early stopping also counts held-out-class out-of-scope AUROC
     val_every: int = 25  # outer steps between meta-validations
     val_episodes: int = 2  # per data set and shot count
     val_ways: int = 0  # 0: all classes of the valid split
@@ -118,7 +119,7 @@ def meta_train(config: MetaTrainConfig, datasets: Sequence[MetaDataset], model: 
     bar = tqdm(total=total_steps, initial=info["step"], desc=f"meta-train {config.algorithm}", disable=not progress)
 
     def validate() -> None:
-        result = score(embed_valid(), vsets, model.inner.export())
+        result = score(embed_valid(), vsets, model.inner.export(), config.select_on == "accuracy+oos")
         row = {"step": info["step"], "episodes": info["step"] * config.meta_batch, "val": result,
                "train_loss": sum(losses) / len(losses) if losses else None, "elapsed_s": round(time.monotonic() - started, 1)}
         info["history"].append(row)

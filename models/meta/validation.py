@@ -3,7 +3,10 @@
 Validation episodes come from the ``valid`` split of each training data set: all of
 its classes by default (as the fixed-split benchmarks use all classes), at 5 and 10
 shots, the remaining rows of each class as queries. Scores are query accuracies of
-:func:`models.classifier.fit_adapter` heads, exactly what the server computes.
+:func:`models.classifier.fit_adapter` heads, exactly what the server computes; with
+``out_of_scope`` also the AUROC of the service's out-of-scope score
+(:mod:`models.out_of_scope`) when the last quarter of an episode's classes lose their
+support and play unknown intents, added to the accuracy as the selection score.
 
 Calibration is the Meta-SGD stage (Li et al. 2017): with the (possibly adapted)
 encoder frozen, learn log learning rate / log proximal / log scale by second-order
@@ -24,6 +27,8 @@ from models.episodes import Episode, EpisodeSampler
 from models.inner_loop import InnerLoopConfig
 from models.meta.algorithms import maml_head_loss
 from models.meta.model import LearnedInnerLoop
+from models.metrics import roc_auc
+from models.out_of_scope import fit_out_of_scope
 
 
 @dataclass
@@ -55,13 +60,34 @@ def episode_accuracy(embeddings: torch.Tensor, episode: Episode, config: InnerLo
     return float((predicted == truth).float().mean())
 
 
-def score(embeddings_by_set: dict[str, torch.Tensor], sets: Sequence[ValidationSet], config: InnerLoopConfig) -> dict[str, float]:
-    """Mean query accuracy per data set and overall (``"mean"``, the early-stopping score)."""
+def episode_oos_auroc(embeddings: torch.Tensor, episode: Episode, held_out: float = 0.25) -> float:
+    """AUROC of the out-of-scope score: queries of the episode's last ``held_out`` classes
+    (fitted without their support) against the queries of the others."""
+    known = episode.ways - max(1, int(round(episode.ways * held_out)))
+    ys, yq = episode.support_targets(), episode.query_targets()
+    support = embeddings[list(episode.support_rows)][ys < known]
+    model = fit_out_of_scope(support, ys[ys < known], known)
+    scores = model.scores(embeddings[list(episode.query_rows)]).cpu()
+    inside = (yq < known).cpu()
+    return roc_auc(scores[inside].tolist(), scores[~inside].tolist())
+
+
+def score(embeddings_by_set: dict[str, torch.Tensor], sets: Sequence[ValidationSet], config: InnerLoopConfig,
+          out_of_scope: bool = False) -> dict[str, float]:
+    """Mean query accuracy per data set and overall; ``"mean"`` is the early-stopping score:
+    the overall accuracy, plus the overall out-of-scope AUROC (``<set>/oos_auroc``) with
+    ``out_of_scope``."""
     result = {}
     for vset in sets:
         accuracies = [episode_accuracy(embeddings_by_set[vset.name], ep, config) for ep in vset.episodes]
         result[vset.name] = sum(accuracies) / len(accuracies)
     result["mean"] = sum(result[v.name] for v in sets) / len(sets)
+    if out_of_scope:
+        for vset in sets:
+            aurocs = [episode_oos_auroc(embeddings_by_set[vset.name], ep) for ep in vset.episodes]
+            result[f"{vset.name}/oos_auroc"] = sum(aurocs) / len(aurocs)
+        result["oos_auroc"] = sum(result[f"{v.name}/oos_auroc"] for v in sets) / len(sets)
+        result["mean"] += result["oos_auroc"]
     return result
 
 

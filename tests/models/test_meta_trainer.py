@@ -89,3 +89,23 @@ def test_calibration_and_checkpoint_files(tmp_path: Path, algorithm: str) -> Non
     if importlib.util.find_spec("matplotlib"):  # optional extra [meta]
         assert (tmp_path / "ckpt" / "learning_curve.png").stat().st_size > 1000
     assert json.loads((tmp_path / "ckpt" / "metrics.json").read_text())["config"]["algorithm"] == algorithm
+
+
+def test_validation_scores_the_out_of_scope_auroc_of_held_out_classes() -> None:
+    from models.episodes import EpisodeSampler
+    from models.meta.validation import episode_oos_auroc, score, validation_sets
+
+    data = _data()
+    sets = validation_sets(data, (2,), 2, 4, seed=0)
+    valid = data[0].valid_rows
+    labels = sorted({r.label for r in valid})
+    # well separated classes: a held-out class is far from every fitted one
+    separated = torch.nn.functional.normalize(torch.eye(16)[[labels.index(r.label) for r in valid]] * 5
+                                              + 0.05 * torch.randn(len(valid), 16, generator=torch.Generator().manual_seed(0)), dim=-1)
+    episode = EpisodeSampler(valid, 4, 2, 3, seed=0).episode(0)
+    assert episode_oos_auroc(separated, episode) > 0.95
+    noise = torch.nn.functional.normalize(torch.randn(len(valid), 16, generator=torch.Generator().manual_seed(1)), dim=-1)
+    assert episode_oos_auroc(noise, episode) < 0.9
+    config = InnerLoopConfig.from_dict(CONFIG.inner_loop)
+    plain, both = score({"toy": separated}, sets, config), score({"toy": separated}, sets, config, out_of_scope=True)
+    assert "oos_auroc" not in plain and both["mean"] == pytest.approx(plain["mean"] + both["oos_auroc"])
