@@ -209,7 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "score below in-scope ones (models/meta/oos_loss.py); loss-based algorithms only")
     meta.add_argument("--select-on", choices=("accuracy", "accuracy+oos"), default="accuracy",
                       help="early-stopping score: meta-validation accuracy, or accuracy plus the out-of-scope AUROC "
-                           "of held-out classes in the validation episodes (models/meta/validation.py)")
+                           "against the data set's oos_valid.jsonl texts (else held-out classes of the validation "
+                           "episodes; models/meta/validation.py)")
     meta.add_argument("--exclude-fixed-splits", action="store_true",
                       help="train without the rows of the data sets' fixed few-shot splits (train_5, train_10), "
                            "which evaluate and the benchmarks use as support sets")

@@ -151,3 +151,23 @@ def test_exclude_fixed_splits_trains_without_the_benchmark_support_sets(tiny: di
     history = json.loads((out / "metrics.json").read_text())["history"]
     first = history[0]["val"]
     assert 0 <= first["oos_auroc"] <= 1 and first["mean"] == pytest.approx(first["alpha"] + first["oos_auroc"])
+
+
+def test_select_on_real_out_of_scope_validation_texts(tiny: dict[str, Path], tmp_path: Path) -> None:
+    import shutil
+
+    data = tmp_path / "alpha-oos"
+    shutil.copytree(tiny["alpha"], data)
+    (data / "oos_valid.jsonl").write_text("".join(json.dumps({"text": f"w{40 + i} w{50 + i} w{45 + i}", "label": "oos"}) + "\n"
+                                                  for i in range(8)))
+    out = tmp_path / "ckpt"
+    code = main(["meta-train", "--train-data", str(data), "--out", str(out), "--encoder-dir", str(tiny["encoder"]),
+                 "--encoder-name", "tiny", "--cache-dir", str(tiny["root"] / "cache"), "--device", "cpu", "--no-progress",
+                 "--episodes", "2", "--meta-batch", "2", "--ways", "3", "--shots", "2", "--queries", "2", "--lora-layers", "1",
+                 "--val-every", "1", "--val-episodes", "1", "--inner-steps", "3", "--algorithm", "protonet",
+                 "--select-on", "accuracy+oos", "--no-calibrate"])
+    assert code == 0
+    splits = json.loads((out / "manifest.json").read_text())["trained_on"][0]["splits"]
+    assert splits["valid_out_of_scope"]["rows"] == 8 and splits["valid"]["rows"] == 6 * 12
+    first = json.loads((out / "metrics.json").read_text())["history"][0]["val"]
+    assert 0 <= first["alpha-oos/oos_auroc"] <= 1 and first["mean"] == pytest.approx(first["alpha-oos"] + first["oos_auroc"])

@@ -23,8 +23,12 @@ class MetaDataset:
     train_rows: list[LabelledText]
     train_states: TokenStates | Any  # or pooled per-layer vectors, see models.meta.layer_mix
     valid_rows: list[LabelledText]
-    valid_states: TokenStates | Any
+    valid_states: TokenStates | Any  # valid_rows, then valid_oos_count out-of-scope texts
     provenance: dict = field(default_factory=dict)  # for the manifest: path, splits, sha256
+    valid_oos_count: int = 0  # out-of-scope texts (``oos_<valid_split>.jsonl``) after the valid rows' states
+
+    def valid_oos_indices(self) -> list[int]:
+        return list(range(len(self.valid_rows), len(self.valid_rows) + self.valid_oos_count))
 
 
 def load_meta_dataset(
@@ -41,6 +45,9 @@ def load_meta_dataset(
     (``<train_split>_*.jsonl``, e.g. ``train_5``, ``train_10``): a checkpoint with enough
     capacity (LoRA) would otherwise have seen the very support sets that ``evaluate`` and
     the benchmarks fit, and those would look tighter than new texts of their class.
+    A data set with out-of-scope validation texts (``oos_<valid_split>.jsonl``, as
+    CLINC150 has) gets their states after the valid rows' (``valid_oos_count``), for
+    selecting a checkpoint on real out-of-scope rejection (:mod:`models.meta.validation`).
     """
     directory = Path(directory)
     splits: dict[str, dict] = {}
@@ -53,6 +60,12 @@ def load_meta_dataset(
         if role == "train" and exclude_fixed_splits:
             rows, excluded = without_fixed_splits(rows, directory, train_split)
         texts = [r.text for r in rows]
+        oos_file = directory / f"oos_{split}.jsonl"
+        if role == "valid" and oos_file.is_file():
+            oos_texts = [r.text for r in read_jsonl(oos_file)]
+            texts += oos_texts
+            splits["valid_out_of_scope"] = {"split": oos_file.stem, "file": oos_file.name, "rows": len(oos_texts),
+                                            "sha256": file_sha256(oos_file)}
         states = featurize(texts) if featurize else cached_token_states(
             encoder.model, encoder.tokenizer, texts, upto, base_sha256, cache_dir, encoder.max_length, progress)
         loaded[role] = (rows, states)
@@ -60,7 +73,8 @@ def load_meta_dataset(
     provenance = {"name": directory.name, "path": str(directory), "splits": splits}
     if excluded is not None:
         provenance["excluded_fixed_splits"] = excluded
-    return MetaDataset(directory.name, *loaded["train"], *loaded["valid"], provenance=provenance)
+    oos_count = splits["valid_out_of_scope"]["rows"] if "valid_out_of_scope" in splits else 0
+    return MetaDataset(directory.name, *loaded["train"], *loaded["valid"], provenance=provenance, valid_oos_count=oos_count)
 
 
 def without_fixed_splits(rows: list[LabelledText], directory: Path, train_split: str) -> tuple[list[LabelledText], dict]:

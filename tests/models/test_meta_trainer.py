@@ -106,6 +106,13 @@ def test_validation_scores_the_out_of_scope_auroc_of_held_out_classes() -> None:
     assert episode_oos_auroc(separated, episode) > 0.95
     noise = torch.nn.functional.normalize(torch.randn(len(valid), 16, generator=torch.Generator().manual_seed(1)), dim=-1)
     assert episode_oos_auroc(noise, episode) < 0.9
+    # real out-of-scope rows: far from every class (a direction no class uses), or drawn like in-scope ones
+    far = torch.nn.functional.normalize(torch.eye(16)[[15] * 6] + 0.05 * torch.randn(6, 16), dim=-1)
+    alike = separated[:6]
+    with_far, with_alike = torch.cat([separated, far]), torch.cat([separated, alike])
+    oos_rows = list(range(len(valid), len(valid) + 6))
+    assert episode_oos_auroc(with_far, episode, oos_rows) > 0.95
+    assert episode_oos_auroc(with_alike, episode, oos_rows) < 0.9
     config = InnerLoopConfig.from_dict(CONFIG.inner_loop)
     plain, both = score({"toy": separated}, sets, config), score({"toy": separated}, sets, config, out_of_scope=True)
     assert "oos_auroc" not in plain and both["mean"] == pytest.approx(plain["mean"] + both["oos_auroc"])
