@@ -167,7 +167,9 @@ def test_select_on_real_out_of_scope_validation_texts(tiny: dict[str, Path], tmp
                  "--val-every", "1", "--val-episodes", "1", "--inner-steps", "3", "--algorithm", "protonet",
                  "--select-on", "accuracy+oos", "--no-calibrate"])
     assert code == 0
-    splits = json.loads((out / "manifest.json").read_text())["trained_on"][0]["splits"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    splits = manifest["trained_on"][0]["splits"]
     assert splits["valid_out_of_scope"]["rows"] == 8 and splits["valid"]["rows"] == 6 * 12
+    assert "out-of-scope AUROC" in manifest["meta_validation"]["score"]
     first = json.loads((out / "metrics.json").read_text())["history"][0]["val"]
     assert 0 <= first["alpha-oos/oos_auroc"] <= 1 and first["mean"] == pytest.approx(first["alpha-oos"] + first["oos_auroc"])

@@ -42,7 +42,9 @@ def build_manifest(*, base_encoder: str, base_sha256: str, datasets: Sequence[di
             "best_score": metrics.get("best_val"),
             "final_score": metrics.get("final_val"),
             "stopped": metrics.get("stopped"),
-            "score": "mean query accuracy of the service's adapter on all-class 5- and 10-shot episodes of the valid splits",
+            "score": "mean query accuracy of the service's adapter on all-class 5- and 10-shot episodes of the valid splits"
+                     + (" plus the mean out-of-scope AUROC of those episodes (models/meta/validation.py)"
+                        if hyperparameters.get("select_on") == "accuracy+oos" else ""),
         },
         "evaluation": {},
         "git_commit": git_commit(Path(__file__).resolve().parent),
@@ -63,7 +65,8 @@ def write_run(out: Path, manifest: dict, metrics: dict, tensors: dict[str, torch
 
 
 def plot_learning_curve(metrics: dict, path: Path) -> None:
-    """Training loss (left axis) and meta-validation accuracy (right axis) against episodes."""
+    """Training loss (left axis) and meta-validation accuracy, plus the out-of-scope AUROC per
+    data set when it was selected on (right axis), against episodes."""
     try:
         import matplotlib
     except ImportError:  # optional extra: pip install .[meta]
@@ -83,14 +86,16 @@ def plot_learning_curve(metrics: dict, path: Path) -> None:
     left.set_xlabel("training episodes")
     left.set_ylabel("meta-train loss", color="tab:blue")
     right = left.twinx()
-    names = [k for k in (history[0]["val"] if history else {}) if k != "mean"]
-    for colour, name in zip(("tab:orange", "tab:green", "tab:red", "tab:purple"), names):
+    names = [k for k in (history[0]["val"] if history else {}) if k not in ("mean", "oos_auroc")]  # per data set
+    colours = ("tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
+    for colour, name in zip(colours, names):
         right.plot(episodes, [100 * row["val"][name] for row in history], marker="o", color=colour, label=f"val {name}")
     if metrics.get("best_step") is not None and history:
         best = next((r for r in history if r["step"] == metrics["best_step"]), None)
         if best:
             right.axvline(best["episodes"], color="grey", linestyle=":", label="best")
-    right.set_ylabel("meta-validation accuracy (%)")
+    with_oos = any(name.endswith("oos_auroc") for name in names)
+    right.set_ylabel("meta-validation " + ("accuracy / OOS AUROC" if with_oos else "accuracy") + " (%)")
     right.legend(loc="lower right", fontsize=8)
     left.set_title(f"{metrics.get('config', {}).get('algorithm', '')}: {metrics.get('stopped', '')}")
     fig.tight_layout()
