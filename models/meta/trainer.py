@@ -3,7 +3,7 @@
 Deterministic for a seed (episode ``i`` depends only on the seed and ``i``; the LoRA
 init is seeded), resumable (model, best model and optimiser state are saved as
 safetensors plus a JSON file at every meta-validation), early-stopped on
-meta-validation accuracy, time-boxed, with mixed precision (bf16 autocast) on CUDA.
+meta-validation accuracy (plus the out-of-scope AUROC with ``select_on="accuracy+oos"``), time-boxed, with mixed precision (bf16 autocast) on CUDA.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class MetaTrainConfig:
     reptile_steps: int = 3
     reptile_lr: float = 1e-3
     oos_weight: float = 0.0  # > 0: held-out classes of each episode train out-of-scope ranking (models.meta.oos_loss)
-    select_on: str = "accuracy"  # or "accuracy+oos": early stopping also counts held-out-class out-of-scope AUROC
+    select_on: str = "accuracy"  # or "accuracy+oos": early stopping also counts the out-of-scope AUROC (models.meta.validation)
     val_every: int = 25  # outer steps between meta-validations
     val_episodes: int = 2  # per data set and shot count
     val_ways: int = 0  # 0: all classes of the valid split
