@@ -35,21 +35,18 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from oos_features import SPLITS, figures, scores_for  # noqa: E402
-
+from benchmarks.explorations.oos_features import SPLITS, figures, scores_for  # noqa: E402
 from models.data import read_jsonl  # noqa: E402
 from models.encoder import TransformerEncoder, weights_sha256  # noqa: E402
+from models.head import prototypes  # noqa: E402
+from models.inner_loop import InnerLoopConfig  # noqa: E402
 from models.lora import apply_lora  # noqa: E402
+from models.meta.algorithms import protonet_loss  # noqa: E402
 from models.meta.data import without_fixed_splits  # noqa: E402
 from models.meta.features import cached_token_states, compute_token_states, embed_states  # noqa: E402
-from models.meta.oos_loss import relative_mahalanobis  # noqa: E402
+from models.meta.oos_loss import with_out_of_scope  # noqa: E402
 
 LOWER = 4  # layers 0-3 cached, LoRA on 4 and 5
-
-
-def prototypes(embeddings: torch.Tensor, targets: torch.Tensor, classes: int) -> torch.Tensor:
-    return F.normalize(torch.stack([embeddings[targets == c].mean(0) for c in range(classes)]), dim=-1)
 
 
 def accuracy(scores: torch.Tensor, targets: torch.Tensor) -> float:
@@ -119,9 +116,9 @@ def names_probe(args, encoder: TransformerEncoder, data: Path, states, embed, rn
         loss = F.cross_entropy(20 * utterances @ names.T, torch.arange(32).repeat_interleave(8))
         if args.proto_weight:
             grouped = utterances.view(32, 8, -1)
-            protos = F.normalize(grouped[:, :4].mean(1), dim=-1)
-            queries = grouped[:, 4:].reshape(-1, grouped.shape[-1])
-            loss = loss + args.proto_weight * F.cross_entropy(20 * queries @ protos.T, torch.arange(32).repeat_interleave(4))
+            halves = torch.arange(32).repeat_interleave(4)
+            loss = loss + args.proto_weight * protonet_loss(grouped[:, :4].reshape(-1, grouped.shape[-1]), halves,
+                                                            grouped[:, 4:].reshape(-1, grouped.shape[-1]), halves, 32, 20.0)
         return loss
 
     @torch.no_grad()
@@ -153,7 +150,10 @@ def oos_probe(args, encoder: TransformerEncoder, data: Path, states, embed, rng:
     labels = sorted({r.label for r in rows["train_10"]})
     support_targets = torch.tensor([labels.index(r.label) for r in rows["train_10"]])
     test_targets = torch.tensor([labels.index(r.label) for r in rows["test"]])
-    ways, shots, queries, held = 20, 5, 5, 5
+    ways, shots, queries = 20, 5, 5
+    # prototypical loss on 15 classes, the ranking term with the other 5 (a quarter) as out-of-scope queries;
+    # with weight 0 the same 15 classes and no term (the control)
+    episode_loss = with_out_of_scope(lambda s, ys, q, yq, k, config: protonet_loss(s, ys, q, yq, k, 20.0), args.oos_weight)
 
     def step(index: int) -> torch.Tensor:
         name = "clinc150" if index % 2 else "banking77"
@@ -166,13 +166,7 @@ def oos_probe(args, encoder: TransformerEncoder, data: Path, states, embed, rng:
         embedded = embed(train_states[name], support + query, 64)
         s, q = embedded[: len(support)], embedded[len(support):]
         ys, yq = torch.arange(ways).repeat_interleave(shots), torch.arange(ways).repeat_interleave(queries)
-        known = ways - held
-        keep_s, keep_q = ys < known, yq < known
-        loss = F.cross_entropy(20 * q[keep_q] @ prototypes(s, ys, known).T, yq[keep_q])
-        if args.oos_weight:
-            scores = relative_mahalanobis(s[keep_s], ys[keep_s], known, q)
-            loss = loss + args.oos_weight * F.softplus((scores[~keep_q][:, None] - scores[keep_q][None, :]) / 0.5).mean()
-        return loss
+        return episode_loss(s, ys, q, yq, ways, InnerLoopConfig())
 
     @torch.no_grad()
     def evaluate() -> dict:

@@ -22,9 +22,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from oos_features import SPLITS, figures, scores_for  # noqa: E402
-
+from benchmarks.explorations.oos_features import SPLITS, figures, scores_for  # noqa: E402
 from models.checkpoint import resolve_checkpoint  # noqa: E402
 from models.data import read_jsonl  # noqa: E402
 from models.encoder import TransformerEncoder, mix_pooled  # noqa: E402

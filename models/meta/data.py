@@ -51,7 +51,7 @@ def load_meta_dataset(
     """
     directory = Path(directory)
     splits: dict[str, dict] = {}
-    loaded, excluded = {}, None
+    loaded, excluded, oos_count = {}, None, 0
     for role, split in (("train", train_split), ("valid", valid_split)):
         file = directory / f"{split}.jsonl"
         if not file.is_file():
@@ -63,8 +63,8 @@ def load_meta_dataset(
         oos_file = directory / f"oos_{split}.jsonl"
         if role == "valid" and oos_file.is_file():
             oos_texts = [r.text for r in read_jsonl(oos_file)]
-            texts += oos_texts
-            splits["valid_out_of_scope"] = {"split": oos_file.stem, "file": oos_file.name, "rows": len(oos_texts),
+            texts, oos_count = texts + oos_texts, len(oos_texts)
+            splits["valid_out_of_scope"] = {"split": oos_file.stem, "file": oos_file.name, "rows": oos_count,
                                             "sha256": file_sha256(oos_file)}
         states = featurize(texts) if featurize else cached_token_states(
             encoder.model, encoder.tokenizer, texts, upto, base_sha256, cache_dir, encoder.max_length, progress)
@@ -73,7 +73,6 @@ def load_meta_dataset(
     provenance = {"name": directory.name, "path": str(directory), "splits": splits}
     if excluded is not None:
         provenance["excluded_fixed_splits"] = excluded
-    oos_count = splits["valid_out_of_scope"]["rows"] if "valid_out_of_scope" in splits else 0
     return MetaDataset(directory.name, *loaded["train"], *loaded["valid"], provenance=provenance, valid_oos_count=oos_count)
 
 

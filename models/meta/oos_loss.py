@@ -46,13 +46,19 @@ def relative_mahalanobis(support: torch.Tensor, targets: torch.Tensor, classes: 
                           support.shape[1])
 
 
+def known_classes(ways: int, held_out: float = 0.25) -> int:
+    """How many of an episode's ``ways`` classes stay in scope when the last ``held_out``
+    fraction (at least one) plays out-of-scope texts."""
+    return ways - max(1, int(round(ways * held_out)))
+
+
 def with_out_of_scope(loss: EpisodeLoss, weight: float, held_out: float = 0.25, temperature: float = 0.5) -> EpisodeLoss:
     """``loss`` on the episode's first classes plus ``weight`` times the ranking term with
     the last ``held_out`` fraction of classes (at least one) as out-of-scope queries."""
 
     def episode_loss(support: torch.Tensor, ys: torch.Tensor, query: torch.Tensor, yq: torch.Tensor, ways: int,
                      config: InnerLoopConfig) -> torch.Tensor:
-        known = ways - max(1, int(round(ways * held_out)))
+        known = known_classes(ways, held_out)
         if known < 2:
             return loss(support, ys, query, yq, ways, config)
         keep_support, inside = ys < known, yq < known

@@ -31,6 +31,7 @@ from models.episodes import Episode, EpisodeSampler
 from models.inner_loop import InnerLoopConfig
 from models.meta.algorithms import maml_head_loss
 from models.meta.model import LearnedInnerLoop
+from models.meta.oos_loss import known_classes
 from models.metrics import roc_auc
 from models.out_of_scope import fit_out_of_scope
 
@@ -75,7 +76,7 @@ def episode_oos_auroc(embeddings: torch.Tensor, episode: Episode, oos_rows: Sequ
         model = fit_out_of_scope(embeddings[list(episode.support_rows)], targets, episode.ways)
         inside = model.scores(embeddings[list(episode.query_rows)]).cpu()
         return roc_auc(inside.tolist(), model.scores(embeddings[list(oos_rows)]).cpu().tolist())
-    known = episode.ways - max(1, int(round(episode.ways * held_out)))
+    known = known_classes(episode.ways, held_out)
     ys, yq = episode.support_targets().to(embeddings.device), episode.query_targets().to(embeddings.device)
     support = embeddings[list(episode.support_rows)][ys < known]
     model = fit_out_of_scope(support, ys[ys < known], known)
