@@ -36,6 +36,19 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rebase(args: argparse.Namespace) -> int:
+    from models.checkpoint import rebase_checkpoint
+
+    try:
+        rebased = rebase_checkpoint(args.checkpoint, args.trained_on, args.onto)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"rebased {args.checkpoint}: {rebased['tensors_checked']} base tensors checked, trained on "
+          f"{rebased['trained_on_sha256'][:12]}… ({', '.join(rebased['dtypes'])})")
+    return 0
+
+
 def _meta_train(args: argparse.Namespace) -> int:
     """Meta-train a checkpoint (heavy imports stay here so ``serve`` starts fast)."""
     from dataclasses import asdict, replace
@@ -209,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "score below in-scope ones (models/meta/oos_loss.py); loss-based algorithms only")
     meta.add_argument("--select-on", choices=("accuracy", "accuracy+oos"), default="accuracy",
                       help="early-stopping score: meta-validation accuracy, or accuracy plus the out-of-scope AUROC "
-                           "against the data set's oos_valid.jsonl texts (else held-out classes of the validation "
+                           "against the data set's oos_valid.jsonl + oos_train.jsonl texts (else held-out classes of the "
+                           "validation "
                            "episodes; models/meta/validation.py)")
     meta.add_argument("--exclude-fixed-splits", action="store_true",
                       help="train without the rows of the data sets' fixed few-shot splits (train_5, train_10), "
@@ -241,6 +255,13 @@ def build_parser() -> argparse.ArgumentParser:
     meta.add_argument("--cache-dir", default="runs/cache", help="cached lower-layer token states")
     meta.add_argument("--no-progress", action="store_true")
     meta.set_defaults(run=_meta_train)
+
+    rebase = commands.add_parser("rebase-checkpoint", help="tie a checkpoint trained on an fp16 copy of the encoder "
+                                 "to the original (checked tensor by tensor)")
+    rebase.add_argument("checkpoint", metavar="DIR")
+    rebase.add_argument("--trained-on", required=True, metavar="DIR", help="the encoder copy it was trained on")
+    rebase.add_argument("--onto", default=None, metavar="DIR", help="default: the packaged MiniLM")
+    rebase.set_defaults(run=_rebase)
 
     evaluate = commands.add_parser("evaluate", help="bare encoder vs checkpoints on a held-out data set")
     evaluate.add_argument("--data", required=True, metavar="DIR", help="folder with train, train_5, train_10, test .jsonl")

@@ -156,3 +156,33 @@ def build_encoder(
         fingerprint_extra=checkpoint.fingerprint if checkpoint else "bare",
         layer_mix=checkpoint.layer_mix if checkpoint else None,
     )
+
+
+def rebase_checkpoint(path: str | Path, trained_on: str | Path, onto: str | Path | None = None) -> dict:
+    """Tie a checkpoint trained on a reduced-precision copy of the base encoder to the original.
+
+    A GPU machine may only be able to carry the encoder in fp16 (half the bytes); a checkpoint
+    trained there records that copy's sha256, so the service (which loads the packaged fp32
+    weights) would refuse it. This checks, tensor by tensor, that ``trained_on`` is exactly
+    ``onto`` rounded to ``trained_on``'s dtypes, and only then rewrites the manifest's
+    ``base_encoder_sha256`` to ``onto``'s and records the rebase. The checkpoint's own weights
+    (LoRA factors, replacements) are untouched; merged into fp32 base weights they differ
+    from training by the rounding of the base alone.
+    """
+    path, source = Path(path), Path(trained_on)
+    target = Path(onto) if onto else packaged_encoder_path()
+    checkpoint = load_checkpoint(path)
+    source_sha, target_sha = weights_sha256(source), weights_sha256(target)
+    if checkpoint.manifest.get("base_encoder_sha256") != source_sha:
+        raise ValueError(f"checkpoint {path} was not trained on {source} (sha256 {source_sha[:12]}…)")
+    names = [key for file in sorted(source.glob("*.safetensors")) for key in safe_open(str(file), "pt").keys()]
+    names = [n.split(".", 1)[1] if n.startswith("bert.") else n for n in names]
+    copy, original = base_tensors(source, names), base_tensors(target, names)
+    mismatched = [n for n in names if copy[n].shape != original[n].shape or not torch.equal(original[n].to(copy[n].dtype), copy[n])]
+    if mismatched:
+        raise ValueError(f"{source} is not {target} rounded: {len(mismatched)} tensors differ, e.g. {mismatched[:3]}")
+    manifest = {**checkpoint.manifest, "base_encoder_sha256": target_sha,
+                "rebased": {"trained_on_sha256": source_sha, "dtypes": sorted({str(t.dtype) for t in copy.values()}),
+                            "tensors_checked": len(names)}}
+    (path / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest["rebased"]

@@ -160,6 +160,8 @@ def test_select_on_real_out_of_scope_validation_texts(tiny: dict[str, Path], tmp
     shutil.copytree(tiny["alpha"], data)
     (data / "oos_valid.jsonl").write_text("".join(json.dumps({"text": f"w{40 + i} w{50 + i} w{45 + i}", "label": "oos"}) + "\n"
                                                   for i in range(8)))
+    (data / "oos_train.jsonl").write_text("".join(json.dumps({"text": f"w{30 + i} w{55 + i}", "label": "oos"}) + "\n"
+                                                  for i in range(3)))
     out = tmp_path / "ckpt"
     code = main(["meta-train", "--train-data", str(data), "--out", str(out), "--encoder-dir", str(tiny["encoder"]),
                  "--encoder-name", "tiny", "--cache-dir", str(tiny["root"] / "cache"), "--device", "cpu", "--no-progress",
@@ -169,7 +171,50 @@ def test_select_on_real_out_of_scope_validation_texts(tiny: dict[str, Path], tmp
     assert code == 0
     manifest = json.loads((out / "manifest.json").read_text())
     splits = manifest["trained_on"][0]["splits"]
-    assert splits["valid_out_of_scope"]["rows"] == 8 and splits["valid"]["rows"] == 6 * 12
+    assert [s["rows"] for s in splits["valid_out_of_scope"]] == [8, 3] and splits["valid"]["rows"] == 6 * 12
     assert "out-of-scope AUROC" in manifest["meta_validation"]["score"]
     first = json.loads((out / "metrics.json").read_text())["history"][0]["val"]
     assert 0 <= first["alpha-oos/oos_auroc"] <= 1 and first["mean"] == pytest.approx(first["alpha-oos"] + first["oos_auroc"])
+
+
+def _half_copy(encoder: Path, to: Path) -> Path:
+    """The encoder directory with its float weights rounded to fp16 (what a GPU machine may carry)."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(encoder, to)
+    for file in to.glob("*.safetensors"):
+        tensors = load_file(str(file))
+        save_file({k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}, str(file))
+    return to
+
+
+def test_rebase_checkpoint_from_an_fp16_copy_onto_the_original(tiny: dict[str, Path], tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from models.checkpoint import build_encoder, load_checkpoint
+    from models.encoder import weights_sha256
+
+    half = _half_copy(tiny["encoder"], tmp_path / "half")
+    out = tmp_path / "ckpt"
+    assert main(["meta-train", "--train-data", str(tiny["alpha"]), "--out", str(out), "--encoder-dir", str(half),
+                 "--encoder-name", "tiny", "--cache-dir", str(tmp_path / "cache"), "--device", "cpu", "--no-progress",
+                 "--episodes", "2", "--meta-batch", "1", "--ways", "3", "--shots", "2", "--queries", "2",
+                 "--lora-layers", "1", "--val-every", "1", "--val-episodes", "1", "--inner-steps", "3",
+                 "--algorithm", "protonet", "--no-calibrate"]) == 0
+    assert load_checkpoint(out).manifest["base_encoder_sha256"] == weights_sha256(half)
+    other = _half_copy(tiny["encoder"], tmp_path / "other")  # a copy that is not a rounding of the original
+    from safetensors.torch import load_file, save_file
+
+    for file in other.glob("*.safetensors"):
+        tensors = load_file(str(file))
+        save_file({k: v + 1 if v.is_floating_point() else v for k, v in tensors.items()}, str(file))
+    assert main(["rebase-checkpoint", str(out), "--trained-on", str(half), "--onto", str(other)]) == 2
+    assert "is not" in capsys.readouterr().err
+
+    assert main(["rebase-checkpoint", str(out), "--trained-on", str(half), "--onto", str(tiny["encoder"])]) == 0
+    rebased = load_checkpoint(out)
+    assert rebased.manifest["rebased"]["tensors_checked"] > 0 and "torch.float16" in rebased.manifest["rebased"]["dtypes"]
+    assert rebased.manifest["base_encoder_sha256"] == weights_sha256(tiny["encoder"])
+    build_encoder(str(tiny["encoder"]), rebased, device="cpu")  # accepted on the original weights
+    assert main(["rebase-checkpoint", str(out), "--trained-on", str(half), "--onto", str(tiny["encoder"])]) == 2  # already done

@@ -25,7 +25,7 @@ class MetaDataset:
     valid_rows: list[LabelledText]
     valid_states: TokenStates | Any  # valid_rows, then valid_oos_count out-of-scope texts
     provenance: dict = field(default_factory=dict)  # for the manifest: path, splits, sha256
-    valid_oos_count: int = 0  # out-of-scope texts (``oos_<valid_split>.jsonl``) after the valid rows' states
+    valid_oos_count: int = 0  # out-of-scope texts (``oos_<valid_split>``, ``oos_<train_split>``) after the valid rows'
 
     def valid_oos_indices(self) -> list[int]:
         return list(range(len(self.valid_rows), len(self.valid_rows) + self.valid_oos_count))
@@ -45,9 +45,11 @@ def load_meta_dataset(
     (``<train_split>_*.jsonl``, e.g. ``train_5``, ``train_10``): a checkpoint with enough
     capacity (LoRA) would otherwise have seen the very support sets that ``evaluate`` and
     the benchmarks fit, and those would look tighter than new texts of their class.
-    A data set with out-of-scope validation texts (``oos_<valid_split>.jsonl``, as
-    CLINC150 has) gets their states after the valid rows' (``valid_oos_count``), for
-    selecting a checkpoint on real out-of-scope rejection (:mod:`models.meta.validation`).
+    A data set with out-of-scope texts (``oos_<valid_split>.jsonl`` and
+    ``oos_<train_split>.jsonl``, as CLINC150 has; training never uses them) gets their
+    states after the valid rows' (``valid_oos_count``), for selecting a checkpoint on real
+    out-of-scope rejection (:mod:`models.meta.validation`); both files, because 100 texts
+    alone make the AUROC too noisy to pick a step.
     """
     directory = Path(directory)
     splits: dict[str, dict] = {}
@@ -60,12 +62,13 @@ def load_meta_dataset(
         if role == "train" and exclude_fixed_splits:
             rows, excluded = without_fixed_splits(rows, directory, train_split)
         texts = [r.text for r in rows]
-        oos_file = directory / f"oos_{split}.jsonl"
-        if role == "valid" and oos_file.is_file():
-            oos_texts = [r.text for r in read_jsonl(oos_file)]
+        oos_files = [directory / f"oos_{s}.jsonl" for s in (valid_split, train_split)]
+        oos_files = [f for f in oos_files if f.is_file()]
+        if role == "valid" and oos_files:
+            oos_texts = [r.text for f in oos_files for r in read_jsonl(f)]
             texts, oos_count = texts + oos_texts, len(oos_texts)
-            splits["valid_out_of_scope"] = {"split": oos_file.stem, "file": oos_file.name, "rows": oos_count,
-                                            "sha256": file_sha256(oos_file)}
+            splits["valid_out_of_scope"] = [{"split": f.stem, "file": f.name, "rows": len(read_jsonl(f)),
+                                             "sha256": file_sha256(f)} for f in oos_files]
         states = featurize(texts) if featurize else cached_token_states(
             encoder.model, encoder.tokenizer, texts, upto, base_sha256, cache_dir, encoder.max_length, progress)
         loaded[role] = (rows, states)
