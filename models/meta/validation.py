@@ -137,7 +137,8 @@ def calibrate_inner_loop(
             episode = sampler.episode(index // len(samplers))
             embeddings = train[episode.source][1]
             support, query = embeddings[list(episode.support_rows)], embeddings[list(episode.query_rows)]
-            loss = maml_head_loss(support, episode.support_targets(), query, episode.query_targets(), episode.ways, learned.config())
+            loss = maml_head_loss(support, episode.support_targets().to(support.device), query,
+                                  episode.query_targets().to(support.device), episode.ways, learned.config())
             optimiser.zero_grad()
             if torch.isfinite(loss):
                 loss.backward()
