@@ -6,10 +6,11 @@
 # The checkpoints record the fp16 encoder copy's sha256: tie them to the packaged encoder with
 #   fewshot rebase-checkpoint DIR --trained-on .devkit/minilm
 # and evaluate them on the CPU with benchmarks/oos_scores.py.
-#   bash benchmarks/gpu/oos_lora_sweep.sh MINUTES NAME:"EXTRA ARGS" [NAME:"EXTRA ARGS" ...]
+#   [TRAIN_DATA="clinc150 banking77"] bash benchmarks/gpu/oos_lora_sweep.sh MINUTES NAME:"EXTRA ARGS" [NAME:"EXTRA ARGS" ...]
 set -u
 MINUTES=$1; shift
 DATA=.devkit/data
+TRAIN_DATA=${TRAIN_DATA:-"clinc150 banking77"}   # e.g. TRAIN_DATA=banking77 to hold CLINC150 out
 RUNS=/tmp/sweep
 mkdir -p "$RUNS"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$RUNS/gpu.txt" 2>&1
@@ -20,7 +21,7 @@ for spec in "$@"; do
   name=${spec%%:*}; extra=${spec#*:}
   # shellcheck disable=SC2086
   ( timeout $(( ${MINUTES%.*} * 60 + 150 )) python3 -m app.cli meta-train \
-      --train-data $DATA/clinc150 --train-data $DATA/banking77 --algorithm protonet \
+      $(for d in $TRAIN_DATA; do printf -- "--train-data $DATA/%s " "$d"; done) --algorithm protonet \
       --encoder-dir .devkit/minilm --cache-dir /tmp/cache --out "$RUNS/$name" --no-progress \
       --ways 20 --shots 5 10 --queries 5 --episode-mode uniform --exclude-fixed-splits \
       --select-on accuracy+oos --val-every 100 --val-episodes 4 --early-stopping-patience 8 \
