@@ -223,8 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     meta.add_argument("--select-on", choices=("accuracy", "accuracy+oos"), default="accuracy",
                       help="early-stopping score: meta-validation accuracy, or accuracy plus the out-of-scope AUROC "
                            "against the data set's oos_valid.jsonl + oos_train.jsonl texts (else held-out classes of the "
-                           "validation "
-                           "episodes; models/meta/validation.py)")
+                           "validation episodes; models/meta/validation.py)")
     meta.add_argument("--exclude-fixed-splits", action="store_true",
                       help="train without the rows of the data sets' fixed few-shot splits (train_5, train_10), "
                            "which evaluate and the benchmarks use as support sets")

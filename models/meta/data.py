@@ -63,12 +63,12 @@ def load_meta_dataset(
             rows, excluded = without_fixed_splits(rows, directory, train_split)
         texts = [r.text for r in rows]
         oos_files = [directory / f"oos_{s}.jsonl" for s in (valid_split, train_split)]
-        oos_files = [f for f in oos_files if f.is_file()]
-        if role == "valid" and oos_files:
-            oos_texts = [r.text for f in oos_files for r in read_jsonl(f)]
+        if role == "valid" and any(f.is_file() for f in oos_files):
+            oos_rows = {f: read_jsonl(f) for f in oos_files if f.is_file()}
+            oos_texts = [r.text for rows_of_file in oos_rows.values() for r in rows_of_file]
             texts, oos_count = texts + oos_texts, len(oos_texts)
-            splits["valid_out_of_scope"] = [{"split": f.stem, "file": f.name, "rows": len(read_jsonl(f)),
-                                             "sha256": file_sha256(f)} for f in oos_files]
+            splits["valid_out_of_scope"] = [{"split": f.stem, "file": f.name, "rows": len(r), "sha256": file_sha256(f)}
+                                            for f, r in oos_rows.items()]
         states = featurize(texts) if featurize else cached_token_states(
             encoder.model, encoder.tokenizer, texts, upto, base_sha256, cache_dir, encoder.max_length, progress)
         loaded[role] = (rows, states)

@@ -7,8 +7,8 @@ shots, the remaining rows of each class as queries. Scores are query accuracies 
 ``out_of_scope`` also the AUROC of the service's out-of-scope score
 (:mod:`models.out_of_scope`), added to the accuracy as the selection score: against the
 data set's real out-of-scope texts when it has them (CLINC150's ``oos_valid`` and
-``oos_train``, which training never uses), else with the last quarter of each episode's classes stripped of their
-support to play unknown intents. The second is only a proxy: on CLINC150 it rose
+``oos_train``, which training never uses), else with the last quarter of each episode's
+classes stripped of their support to play unknown intents. The second is only a proxy: on CLINC150 it rose
 steadily during a LoRA run while the AUROC on real out-of-scope texts fell (see
 docs/benchmarks.md, fifth session).
 
