@@ -6,11 +6,12 @@ have many *unlabelled* past tickets. Transductive prototype refinement (soft k-m
 from the name prototypes, as in Ren et al. 2018, "Meta-Learning for Semi-Supervised
 Few-Shot Classification") moves each prototype to the texts it claims:
 
-    p(c | x) = softmax_c(scale * cos(x, mu_c)),   mu_c = normalise(w * name_c + sum_x p(c | x) x / sum_x p(c | x))
+    p(c | x) = softmax_c(scale * cos(x, mu_c)),   mu_c = normalise(w * name_c + normalise(sum_x p(c | x) x))
 
-Unlabelled pool: the data set's ``train`` texts with their labels thrown away (never the
-test texts); the scale, weight and iteration count are chosen on CLINC150 (``valid`` scored,
-``train`` as the pool), then read on BANKING77 ``test``.
+The refinement is :func:`models.head.refine_with_unlabelled`. Unlabelled pool: the data
+set's ``train`` texts with their labels thrown away (never the test texts); the scale,
+weight and iteration count are chosen on CLINC150 (``valid`` scored, ``train`` as the
+pool), then read on BANKING77 ``test``.
 
     python benchmarks/explorations/zero_shot_unlabelled.py --data ../shared/data --checkpoint default
 """
@@ -23,21 +24,11 @@ import sys
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from models.checkpoint import build_encoder, resolve_checkpoint  # noqa: E402
 from models.data import read_jsonl  # noqa: E402
-
-
-def refine(names: torch.Tensor, pool: torch.Tensor, scale: float, weight: float, iterations: int) -> torch.Tensor:
-    """Prototypes after ``iterations`` soft k-means steps over the unlabelled ``pool``, anchored to ``names``."""
-    prototypes = names
-    for _ in range(iterations):
-        responsibility = torch.softmax(scale * pool @ prototypes.T, dim=-1)  # [pool, classes]
-        centres = responsibility.T @ pool / responsibility.sum(0).clamp_min(1e-6)[:, None]
-        prototypes = F.normalize(weight * names + F.normalize(centres, dim=-1), dim=-1)
-    return prototypes
+from models.head import refine_with_unlabelled  # noqa: E402
 
 
 def accuracy(prototypes: torch.Tensor, queries: torch.Tensor, targets: torch.Tensor) -> float:
@@ -66,8 +57,8 @@ def main() -> None:
           f"BANKING77 test {accuracy(banking[0], banking[2], banking[3]):.2f}")
     rows = []
     for scale, weight, iterations in itertools.product((10, 20, 40), (0.0, 0.5, 1.0), (1, 3, 10)):
-        valid = accuracy(refine(clinc[0], clinc[1], scale, weight, iterations), clinc[2], clinc[3])
-        test = accuracy(refine(banking[0], banking[1], scale, weight, iterations), banking[2], banking[3])
+        valid = accuracy(refine_with_unlabelled(clinc[0], clinc[1], scale, weight, iterations), clinc[2], clinc[3])
+        test = accuracy(refine_with_unlabelled(banking[0], banking[1], scale, weight, iterations), banking[2], banking[3])
         rows.append((valid, scale, weight, iterations, test))
         print(f"scale {scale}, name weight {weight}, iterations {iterations}: CLINC150 valid {valid:.2f}, "
               f"BANKING77 test {test:.2f}", flush=True)

@@ -47,3 +47,29 @@ def test_probabilities_are_a_distribution() -> None:
     assert probabilities.shape == (20, 4)
     assert bool((probabilities >= 0).all())
     torch.testing.assert_close(probabilities.sum(-1), torch.ones(20))
+
+
+def test_refinement_with_unlabelled_texts_moves_prototypes_to_their_clusters() -> None:
+    from models.head import refine_with_unlabelled
+
+    generator = torch.Generator().manual_seed(3)
+    centres = F.normalize(torch.randn(5, 32, generator=generator), dim=-1)
+    anchors = F.normalize(centres + 0.3 * torch.randn(5, 32, generator=generator), dim=-1)  # names: off-centre
+    targets = torch.arange(5).repeat_interleave(40)
+    pool = F.normalize(centres[targets] + 0.15 * torch.randn(len(targets), 32, generator=generator), dim=-1)
+
+    refined = refine_with_unlabelled(anchors, pool)
+    torch.testing.assert_close(refined.norm(dim=-1), torch.ones(5))
+    assert ((refined * centres).sum(-1) > (anchors * centres).sum(-1)).all()  # every prototype nearer its centre
+    before = ((pool @ anchors.T).argmax(-1) == targets).float().mean()
+    after = ((pool @ refined.T).argmax(-1) == targets).float().mean()
+    assert before < 0.9 and after > 0.95
+
+
+def test_refinement_without_unlabelled_texts_or_steps_keeps_the_anchors() -> None:
+    from models.head import refine_with_unlabelled
+
+    anchors = torch.tensor([[2.0, 0.0], [0.0, 3.0]])
+    expected = F.normalize(anchors, dim=-1)
+    torch.testing.assert_close(refine_with_unlabelled(anchors, torch.empty(0, 2)), expected)
+    torch.testing.assert_close(refine_with_unlabelled(anchors, torch.randn(6, 2), iterations=0), expected)
