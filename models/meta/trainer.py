@@ -3,7 +3,8 @@
 Deterministic for a seed (episode ``i`` depends only on the seed and ``i``; the LoRA
 init is seeded), resumable (model, best model and optimiser state are saved as
 safetensors plus a JSON file at every meta-validation), early-stopped on
-meta-validation accuracy (plus the out-of-scope AUROC with ``select_on="accuracy+oos"``), time-boxed, with mixed precision (bf16 autocast) on CUDA.
+meta-validation accuracy (plus the out-of-scope AUROC with ``select_on="accuracy+oos"``),
+time-boxed, with mixed precision (bf16 autocast) on CUDA.
 """
 
 from __future__ import annotations

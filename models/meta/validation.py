@@ -8,9 +8,9 @@ shots, the remaining rows of each class as queries. Scores are query accuracies 
 (:mod:`models.out_of_scope`), added to the accuracy as the selection score: against the
 data set's real out-of-scope texts when it has them (CLINC150's ``oos_valid`` and
 ``oos_train``, which training never uses), else with the last quarter of each episode's
-classes stripped of their support to play unknown intents. The second is only a proxy: on CLINC150 it rose
-steadily during a LoRA run while the AUROC on real out-of-scope texts fell (see
-docs/benchmarks.md, fifth session).
+classes stripped of their support to play unknown intents. The second is only a proxy: on
+CLINC150 it rose steadily during a LoRA run while the AUROC on real out-of-scope texts fell
+(see docs/benchmarks.md, fifth session).
 
 Calibration is the Meta-SGD stage (Li et al. 2017): with the (possibly adapted)
 encoder frozen, learn log learning rate / log proximal / log scale by second-order
@@ -26,6 +26,7 @@ from typing import Sequence
 
 import torch
 
+from models.adapter import Adapter
 from models.classifier import fit_adapter
 from models.episodes import Episode, EpisodeSampler
 from models.inner_loop import InnerLoopConfig
@@ -56,26 +57,35 @@ def validation_sets(datasets: Sequence, shots: Sequence[int], episodes: int, way
     return sets
 
 
-def episode_accuracy(embeddings: torch.Tensor, episode: Episode, config: InnerLoopConfig) -> float:
-    """Query accuracy of the service's adapter fitted on the episode's support set."""
-    support = embeddings[list(episode.support_rows)]
+def episode_adapter(embeddings: torch.Tensor, episode: Episode, config: InnerLoopConfig) -> Adapter:
+    """The service's adapter (head and out-of-scope model) fitted on the episode's support set."""
     labels = [episode.classes[i] for i in episode.support_labels]
-    adapter = fit_adapter(support, labels, config, "meta-validation")
+    return fit_adapter(embeddings[list(episode.support_rows)], labels, config, "meta-validation")
+
+
+def episode_accuracy(embeddings: torch.Tensor, episode: Episode, config: InnerLoopConfig,
+                     adapter: Adapter | None = None) -> float:
+    """Query accuracy of the service's adapter fitted on the episode's support set (or ``adapter``, that fit)."""
+    adapter = adapter or episode_adapter(embeddings, episode, config)
     predicted = adapter.probabilities(embeddings[list(episode.query_rows)]).argmax(-1).cpu()
     truth = torch.tensor([adapter.labels.index(episode.classes[i]) for i in episode.query_labels])
     return float((predicted == truth).float().mean())
 
 
 def episode_oos_auroc(embeddings: torch.Tensor, episode: Episode, oos_rows: Sequence[int] = (),
-                      held_out: float = 0.25) -> float:
+                      held_out: float = 0.25, adapter: Adapter | None = None) -> float:
     """AUROC of the out-of-scope score: the rows ``oos_rows`` against the episode's queries,
-    fitted on its whole support; without ``oos_rows``, the queries of the episode's last
-    ``held_out`` classes (fitted without their support) against the queries of the others."""
+    fitted on its whole support (``adapter``'s out-of-scope model when given, it is that fit);
+    without ``oos_rows``, the queries of the episode's last ``held_out`` classes (fitted
+    without their support) against the queries of the others."""
     if oos_rows:
-        targets = episode.support_targets().to(embeddings.device)
-        model = fit_out_of_scope(embeddings[list(episode.support_rows)], targets, episode.ways)
-        inside = model.scores(embeddings[list(episode.query_rows)]).cpu()
-        return roc_auc(inside.tolist(), model.scores(embeddings[list(oos_rows)]).cpu().tolist())
+        if adapter is not None:
+            in_scope_scores = adapter.in_scope_scores
+        else:
+            targets = episode.support_targets().to(embeddings.device)
+            in_scope_scores = fit_out_of_scope(embeddings[list(episode.support_rows)], targets, episode.ways).scores
+        inside = in_scope_scores(embeddings[list(episode.query_rows)]).cpu()
+        return roc_auc(inside.tolist(), in_scope_scores(embeddings[list(oos_rows)]).cpu().tolist())
     known = known_classes(episode.ways, held_out)
     ys, yq = episode.support_targets().to(embeddings.device), episode.query_targets().to(embeddings.device)
     support = embeddings[list(episode.support_rows)][ys < known]
@@ -90,17 +100,21 @@ def score(embeddings_by_set: dict[str, torch.Tensor], sets: Sequence[ValidationS
     """Mean query accuracy per data set and overall; ``"mean"`` is the early-stopping score:
     the overall accuracy, plus with ``out_of_scope`` the mean out-of-scope AUROC
     (``<set>/oos_auroc``) of the data sets with real out-of-scope texts, or of all of them
-    (held-out classes) when none has any."""
-    result = {}
+    (held-out classes) when none has any. Each episode's adapter is fitted once, for both."""
+    counted = ([v for v in sets if v.oos_rows] or list(sets)) if out_of_scope else []
+    result, aurocs = {}, {}
     for vset in sets:
-        accuracies = [episode_accuracy(embeddings_by_set[vset.name], ep, config) for ep in vset.episodes]
+        embeddings, accuracies, aurocs[vset.name] = embeddings_by_set[vset.name], [], []
+        for episode in vset.episodes:
+            adapter = episode_adapter(embeddings, episode, config)
+            accuracies.append(episode_accuracy(embeddings, episode, config, adapter))
+            if any(vset is v for v in counted):
+                aurocs[vset.name].append(episode_oos_auroc(embeddings, episode, vset.oos_rows, adapter=adapter))
         result[vset.name] = sum(accuracies) / len(accuracies)
     result["mean"] = sum(result[v.name] for v in sets) / len(sets)
-    if out_of_scope:  # real out-of-scope texts where any data set has them; the held-out-class proxy otherwise
-        counted = [v for v in sets if v.oos_rows] or list(sets)
+    if counted:  # real out-of-scope texts where any data set has them; the held-out-class proxy otherwise
         for vset in counted:
-            aurocs = [episode_oos_auroc(embeddings_by_set[vset.name], ep, vset.oos_rows) for ep in vset.episodes]
-            result[f"{vset.name}/oos_auroc"] = sum(aurocs) / len(aurocs)
+            result[f"{vset.name}/oos_auroc"] = sum(aurocs[vset.name]) / len(aurocs[vset.name])
         result["oos_auroc"] = sum(result[f"{v.name}/oos_auroc"] for v in counted) / len(counted)
         result["mean"] += result["oos_auroc"]
     return result
