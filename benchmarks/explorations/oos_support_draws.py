@@ -19,10 +19,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from models.calibration import choose_threshold  # noqa: E402
+from benchmarks.explorations.oos_features import figures  # noqa: E402
 from models.checkpoint import build_encoder, resolve_checkpoint  # noqa: E402
 from models.data import LabelledText, read_jsonl  # noqa: E402
-from models.metrics import roc_auc  # noqa: E402
 from models.out_of_scope import fit_out_of_scope  # noqa: E402
 
 
@@ -55,11 +54,10 @@ def main() -> None:
             targets = torch.tensor([labels.index(r.label) for r in support])
             vectors = encoder.encode([r.text for r in support])
             model = fit_out_of_scope(vectors, targets, len(labels))
-            threshold = choose_threshold(model.leave_one_out_scores(vectors, targets), None, 0.05)
-            s_in, s_out = model.scores(inside), model.scores(outside)
-            print(f"{name} | {support_name} | AUROC {roc_auc((-s_out).tolist(), (-s_in).tolist()):.4f} | "
-                  f"in-scope rejected {100 * (s_in < threshold).float().mean():.2f}% | "
-                  f"recall {100 * (s_out < threshold).float().mean():.1f}%", flush=True)
+            result = figures({"test": model.scores(inside), "oos_test": model.scores(outside)},
+                             model.leave_one_out_scores(vectors, targets), "test", ["oos_test"], 0.05)
+            print(f"{name} | {support_name} | AUROC {result['auroc']:.4f} | "
+                  f"in-scope rejected {result['rejected']:.2f}% | recall {result['recall']:.1f}%", flush=True)
 
 
 if __name__ == "__main__":
