@@ -106,7 +106,12 @@ def fit_precision(residuals: torch.Tensor, fallback_variance: float, shrinkage: 
     variance = float(covariance.diagonal().mean())
     if variance <= 1e-12:
         variance = fallback_variance
-    eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
+    try:
+        eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
+    except torch.linalg.LinAlgError:
+        # float32 LAPACK gives up on some low-rank scatters with many repeated zero
+        # eigenvalues (two labels from one text each); float64 converges, at twice the cost.
+        eigenvalues, eigenvectors = (t.to(covariance.dtype) for t in torch.linalg.eigh(covariance.double()))
     # A scatter of n residuals has at most n nonzero eigenvalues; directions without
     # spread have coefficient 0 and need no storage (a small task's adapter stays small).
     spread_rank = int((eigenvalues > eigenvalues[-1].clamp_min(1e-12) * 1e-6).sum())

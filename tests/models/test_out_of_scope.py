@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from models.adapter import Adapter
 from models.out_of_scope import fit_out_of_scope, fit_precision
+from tests.fakes import FakeEncoder
 
 
 def _clusters(classes: int = 3, per_class: int = 10, dim: int = 16, noise: float = 0.1, seed: int = 0):
@@ -102,3 +103,11 @@ def test_half_precision_queries_are_scored_in_the_models_precision() -> None:
     assert half.dtype == torch.float32
     torch.testing.assert_close(half, model.scores(embeddings), rtol=1e-2, atol=1e-2)
 
+
+
+def test_a_rank_one_scatter_that_float32_lapack_rejects_still_fits() -> None:
+    """Two labels from one text each (a zero-shot task of two names): the background's
+    scatter has rank one, on which float32 ``eigh`` fails to converge for these texts."""
+    embeddings = FakeEncoder().encode(["weather", "music"])
+    model = fit_out_of_scope(embeddings, torch.tensor([0, 1]), 2)
+    assert torch.isfinite(model.scores(embeddings)).all()
