@@ -135,11 +135,12 @@ def read_json(path: str) -> Any:
 
 
 def _change(args: argparse.Namespace) -> dict[str, Any]:
-    """examples / labels / out_of_scope keyword arguments from the file options."""
+    """examples / labels / out_of_scope / unlabelled keyword arguments from the file options."""
     return {
         "examples": read_examples(args.examples) if args.examples else [],
         "labels": read_labels(args.labels) if args.labels else None,
         "out_of_scope": read_texts(args.out_of_scope) if args.out_of_scope else None,
+        "unlabelled": read_texts(args.unlabelled) if args.unlabelled else None,
     }
 
 
@@ -153,8 +154,8 @@ def _create(client: FewShotClient, args: argparse.Namespace) -> Any:
 
 def _add(client: FewShotClient, args: argparse.Namespace) -> Any:
     change = _change(args)
-    if not (change["examples"] or change["labels"] or change["out_of_scope"]):
-        raise InputError("give --examples, --labels and/or --out-of-scope")
+    if not any(change.values()):
+        raise InputError("give --examples, --labels, --out-of-scope and/or --unlabelled")
     return client.add_examples(args.task_id, **change)
 
 
@@ -184,9 +185,10 @@ def _evaluate(client: FewShotClient, args: argparse.Namespace) -> Any:
 
 
 def _remove(client: FewShotClient, args: argparse.Namespace) -> Any:
-    if not (args.example_ids or args.labels):
-        raise InputError("give --example-id and/or --label")
-    return client.remove_examples(args.task_id, example_ids=args.example_ids or (), labels=args.labels or ())
+    if not (args.example_ids or args.labels or args.unlabelled):
+        raise InputError("give --example-id, --label and/or --unlabelled")
+    return client.remove_examples(args.task_id, example_ids=args.example_ids or (), labels=args.labels or (),
+                                  unlabelled=args.unlabelled)
 
 
 def _export(client: FewShotClient, args: argparse.Namespace) -> Any:
@@ -283,6 +285,9 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
                             help='JSON: ["name", {"name": ..., "description": ...}, ...] or {"name": "description"}')
         parser.add_argument("--out-of-scope", metavar="FILE",
                             help='out-of-scope texts: one per line, or JSONL with "text"')
+        parser.add_argument("--unlabelled", metavar="FILE",
+                            help='texts without labels that refine the label prototypes: one per line, or JSONL with '
+                                 '"text" (labels ignored)')
 
     tasks = commands.add_parser("tasks", help="manage and use tasks on a running server (tenant API key)")
     sub = tasks.add_subparsers(dest="tasks_command", required=True, metavar="COMMAND")
@@ -305,7 +310,7 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
     threshold.add_argument("--oos-threshold", type=float, default=None)
     threshold.add_argument("--clear-oos-threshold", action="store_true", help="back to the calibrated threshold")
 
-    add = leaf(sub, "add", "add", "add examples, labels or out-of-scope texts (a new version)")
+    add = leaf(sub, "add", "add", "add examples, labels, out-of-scope or unlabelled texts (a new version)")
     task_id(add)
     change_files(add)
 
@@ -313,11 +318,12 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
     task_id(examples)
     examples.add_argument("--version", type=int, default=None)
 
-    remove = leaf(sub, "remove", "remove", "remove examples by id and/or whole labels (a new version)")
+    remove = leaf(sub, "remove", "remove", "remove examples by id, whole labels and/or all unlabelled texts (a new version)")
     task_id(remove)
     remove.add_argument("--example-id", dest="example_ids", type=int, nargs="+", action="extend", metavar="N",
                         help="example ids (from `tasks examples`); repeatable")
     remove.add_argument("--label", dest="labels", nargs="+", action="extend", metavar="LABEL", help="repeatable")
+    remove.add_argument("--unlabelled", action="store_true", help="remove every unlabelled text")
 
     task_id(leaf(sub, "versions", "versions", "all versions of a task"))
 

@@ -49,6 +49,7 @@ class Task(TypedDict):
     label_descriptions: dict[str, str]
     num_examples: int
     num_out_of_scope: int
+    num_unlabelled: int
     adapted_ms: float
     temperature: float
     oos_threshold: float | None
@@ -81,6 +82,7 @@ class Example(TypedDict):
     id: int
     text: str
     label: str | None
+    kind: str  # labelled, out_of_scope or unlabelled
 
 
 class ExampleList(TypedDict):
@@ -237,13 +239,16 @@ class FewShotClient:
         labels: Labels | None = None,
         out_of_scope: Iterable[str] | None = None,
         oos_threshold: float | None = None,
+        unlabelled: Iterable[str] | None = None,
     ) -> Task:
         """Create a task; its adapter is ready when this returns.
 
         ``examples`` are ``{"text", "label"}`` dicts or ``(text, label)`` tuples;
         ``labels`` declares labels, optionally with a description, which may have no
-        examples (zero-shot); ``out_of_scope`` are texts that belong to no label; and
-        ``oos_threshold`` overrides the calibrated out-of-scope threshold."""
+        examples (zero-shot); ``out_of_scope`` are texts that belong to no label;
+        ``oos_threshold`` overrides the calibrated out-of-scope threshold; and
+        ``unlabelled`` are texts without labels (past tickets, say) that refine the
+        label prototypes, which helps most with 0-2 examples per label."""
         body: dict[str, Any] = {"name": name, "examples": _examples(examples)}
         if labels is not None:
             body["labels"] = _labels(labels)
@@ -251,6 +256,8 @@ class FewShotClient:
             body["out_of_scope"] = _texts(out_of_scope)
         if oos_threshold is not None:
             body["oos_threshold"] = oos_threshold
+        if unlabelled is not None:
+            body["unlabelled"] = _texts(unlabelled)
         return self._call("POST", "/v1/tasks", body)
 
     def list_tasks(self, limit: int = 100, offset: int = 0) -> TaskList:
@@ -281,25 +288,31 @@ class FewShotClient:
         examples: Iterable[ExampleLike] = (),
         labels: Labels | None = None,
         out_of_scope: Iterable[str] | None = None,
+        unlabelled: Iterable[str] | None = None,
     ) -> Task:
-        """Add examples, labels and/or out-of-scope texts: a new version, adapted from
-        the current one. Returns the task at the new version."""
+        """Add examples, labels, out-of-scope and/or unlabelled texts: a new version,
+        adapted from the current one (afresh when unlabelled texts are added). Returns
+        the task at the new version."""
         body: dict[str, Any] = {"examples": _examples(examples)}
         if labels is not None:
             body["labels"] = _labels(labels)
         if out_of_scope is not None:
             body["out_of_scope"] = _texts(out_of_scope)
+        if unlabelled is not None:
+            body["unlabelled"] = _texts(unlabelled)
         return self._call("POST", f"/v1/tasks/{task_id}/examples", body)
 
     def list_examples(self, task_id: str, version: int | None = None) -> ExampleList:
         """The examples of a version (default: the current one) with their ids;
-        out-of-scope examples have the label None."""
+        out-of-scope examples and unlabelled texts have the label None (see ``kind``)."""
         return self._call("GET", f"/v1/tasks/{task_id}/examples", params=_drop_none(version=version))
 
-    def remove_examples(self, task_id: str, example_ids: Iterable[int] = (), labels: Iterable[str] = ()) -> Task:
-        """A new version without these examples (ids from :meth:`list_examples`) and
-        without these labels (with all their examples)."""
-        body = {"example_ids": list(example_ids), "labels": _texts(labels)}
+    def remove_examples(self, task_id: str, example_ids: Iterable[int] = (), labels: Iterable[str] = (),
+                        unlabelled: bool = False) -> Task:
+        """A new version without these examples (ids from :meth:`list_examples`),
+        without these labels (with all their examples) and, with ``unlabelled``,
+        without any unlabelled text."""
+        body = {"example_ids": list(example_ids), "labels": _texts(labels), "unlabelled": unlabelled}
         return self._call("POST", f"/v1/tasks/{task_id}/remove", body)
 
     def versions(self, task_id: str) -> VersionList:

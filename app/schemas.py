@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-NonEmpty = Field(min_length=1)
+Text = Annotated[str, Field(min_length=1)]
 
 
 class ErrorBody(BaseModel):
@@ -42,7 +43,9 @@ class TaskCreate(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     examples: list[ExampleIn] = Field(default_factory=list, description="labelled examples")
     labels: list[LabelIn] = Field(default_factory=list, description="declared labels; may have no examples (zero-shot)")
-    out_of_scope: list[str] = Field(default_factory=list, description="texts that belong to no label (negatives)")
+    out_of_scope: list[Text] = Field(default_factory=list, description="texts that belong to no label (negatives)")
+    unlabelled: list[Text] = Field(default_factory=list, description="texts without labels (e.g. past tickets); they "
+                                  "refine the label prototypes, most useful with 0-2 examples per label")
     oos_threshold: float | None = Field(None, description="override of the calibrated out-of-scope threshold")
 
 
@@ -50,13 +53,16 @@ class ExamplesAppend(BaseModel):
     model_config = ConfigDict(extra="forbid")
     examples: list[ExampleIn] = Field(default_factory=list)
     labels: list[LabelIn] = Field(default_factory=list)
-    out_of_scope: list[str] = Field(default_factory=list)
+    out_of_scope: list[Text] = Field(default_factory=list)
+    unlabelled: list[Text] = Field(default_factory=list, description="texts without labels (e.g. past tickets); they "
+                                  "refine the label prototypes, most useful with 0-2 examples per label")
 
 
 class ExamplesRemove(BaseModel):
     model_config = ConfigDict(extra="forbid")
     example_ids: list[int] = Field(default_factory=list, description="ids from GET /v1/tasks/{id}/examples")
     labels: list[str] = Field(default_factory=list, description="labels to drop with all their examples")
+    unlabelled: bool = Field(False, description="drop every unlabelled text")
 
 
 class Rollback(BaseModel):
@@ -78,6 +84,7 @@ class TaskOut(BaseModel):
     label_descriptions: dict[str, str] = Field(description="declared labels that carry a description")
     num_examples: int = Field(description="in-scope examples in this version")
     num_out_of_scope: int = Field(description="out-of-scope (negative) examples in this version")
+    num_unlabelled: int = Field(description="unlabelled texts in this version")
     adapted_ms: float = Field(description="server-side time to embed the new texts and adapt, ms")
     temperature: float = Field(description="per-task calibration temperature")
     oos_threshold: float | None = Field(description="in-scope score below which predict answers out of scope")
@@ -109,7 +116,8 @@ class VersionList(BaseModel):
 class ExampleOut(BaseModel):
     id: int
     text: str
-    label: str | None = Field(description="null for an out-of-scope example")
+    label: str | None = Field(description="null for an out-of-scope example or an unlabelled text")
+    kind: Literal["labelled", "out_of_scope", "unlabelled"]
 
 
 class ExampleList(BaseModel):
@@ -170,10 +178,11 @@ class TaskDocument(BaseModel):
     """A whole task as one JSON document, for moving it between deployments."""
 
     format: str = Field("fewshot-task", pattern="^fewshot-task$")
-    format_version: int = Field(1, ge=1, le=1)
+    format_version: int = Field(1, ge=1, le=2, description="2 when the document has unlabelled texts")
     name: str = Field(min_length=1, max_length=200)
     version: int | None = Field(None, description="the exported version (ignored on import)")
     labels: list[LabelIn] = Field(default_factory=list)
     examples: list[ExampleIn] = Field(default_factory=list)
-    out_of_scope: list[str] = Field(default_factory=list)
+    out_of_scope: list[Text] = Field(default_factory=list)
+    unlabelled: list[Text] = Field(default_factory=list)
     settings: TaskSettings = Field(default_factory=TaskSettings)

@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(2000, ge=1)
     max_examples_per_task: int = Field(20_000, ge=2)
     max_examples_per_request: int = Field(5_000, ge=1)
+    max_unlabelled_per_task: int = Field(10_000, ge=0, description="unlabelled texts a task may hold")
     max_labels_per_task: int = Field(1_000, ge=2)
     max_label_chars: int = Field(200, ge=1)
     max_predict_texts: int = Field(1_024, ge=1)

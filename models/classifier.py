@@ -15,7 +15,7 @@ import torch
 from models.adapter import Adapter
 from models.calibration import TaskCalibration, calibrate
 from models.encoder import TextEncoder
-from models.head import HeadParams, prototype_init
+from models.head import HeadParams, prototype_init, refine_with_unlabelled
 from models.inner_loop import InnerLoopConfig, adapt
 from models.out_of_scope import fit_out_of_scope
 
@@ -30,12 +30,11 @@ class Prediction:
     ambiguous: bool = False
 
 
-def continual_init(previous: Adapter, embeddings: torch.Tensor, targets: torch.Tensor,
-                   label_order: Sequence[str]) -> HeadParams:
-    """Start from the previous adapter's rows; labels it lacks start at their prototypes."""
-    fresh = prototype_init(embeddings, targets, len(label_order))
+def continual_init(previous: Adapter, start: HeadParams, label_order: Sequence[str]) -> HeadParams:
+    """Start from the previous adapter's rows; labels it lacks keep their rows of ``start``
+    (their prototypes)."""
     old_index = {label: i for i, label in enumerate(previous.labels)}
-    weight, bias = fresh["weight"].clone(), fresh["bias"].clone()
+    weight, bias = start["weight"].clone(), start["bias"].clone()
     for row, label in enumerate(label_order):
         if label in old_index:
             weight[row] = previous.params["weight"][old_index[label]].to(weight.device)
@@ -52,6 +51,7 @@ def fit_adapter(
     negatives: torch.Tensor | None = None,
     calibrated: bool = False,
     reject_quantile: float = 0.05,
+    unlabelled: torch.Tensor | None = None,
 ) -> Adapter:
     """Adapt a head to support embeddings; labels are sorted so the order is stable.
 
@@ -61,16 +61,23 @@ def fit_adapter(
     without calibration; ``calibrated`` also fits the temperature and the out-of-scope
     threshold (models.calibration), using ``negatives`` (embeddings of out-of-scope
     examples) when given.
+
+    ``unlabelled`` (embeddings of texts without labels, e.g. past tickets) moves the
+    starting prototypes toward the texts they claim (:func:`models.head.refine_with_unlabelled`,
+    semi-supervised prototypes); it changes only where adaptation starts, so the adapter's
+    format and the out-of-scope model are the same with or without it.
     """
     label_order = tuple(sorted(set(labels)))
     index = {label: i for i, label in enumerate(label_order)}
     targets = torch.tensor([index[label] for label in labels], device=embeddings.device)
-    init = None
+    start = prototype_init(embeddings, targets, len(label_order))
+    if unlabelled is not None and len(unlabelled) > 0:
+        start["weight"] = refine_with_unlabelled(start["weight"], unlabelled.to(embeddings.device))
+    loop = config
     if previous is not None:
-        init = continual_init(previous, embeddings, targets, label_order)
-        params = adapt(embeddings, targets, len(label_order), replace(config, steps=config.continual_steps), init=init)
-    else:
-        params = adapt(embeddings, targets, len(label_order), config)
+        start = continual_init(previous, start, label_order)
+        loop = replace(config, steps=config.continual_steps)
+    params = adapt(embeddings, targets, len(label_order), loop, init=start)
     oos_model = fit_out_of_scope(embeddings, targets, len(label_order))
     calibration = (
         calibrate(embeddings, targets, len(label_order), config, oos_model, negatives, reject_quantile)

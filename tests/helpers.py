@@ -58,3 +58,12 @@ def load_fixture(name: str) -> tuple[list[dict[str, str]], list[dict[str, str]]]
     support = [{"text": r["text"], "label": r["label"]} for r in rows if r["split"] == "support"]
     query = [{"text": r["text"], "label": r["label"]} for r in rows if r["split"] == "query"]
     return support, query
+
+
+# Texts nobody labelled that put each label's name next to the words its queries use:
+# refining the name prototypes with them fixes "is it going to rain today", which the
+# bare name "weather" sends to "music" under the fake encoder.
+UNLABELLED_POOL: list[str] = [
+    "weather: rain today", "weather: will it rain", "weather: rain or sun today",
+    "music: play a song", "music: play songs", "alarm: wake me up", "alarm: set my alarm",
+]

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from app import cli_tasks
 from app.cli import build_parser, main
 from app.client import FewShotClient
-from tests.helpers import ADMIN_KEY, SYNTHETIC, SYNTHETIC_QUERIES, examples
+from tests.helpers import ADMIN_KEY, SYNTHETIC, SYNTHETIC_QUERIES, UNLABELLED_POOL, examples
 
 Run = Callable[..., tuple[Any, str]]
 
@@ -156,6 +156,20 @@ def test_zero_shot_create_from_a_labels_object(run: Run, api_key: str, tmp_path:
     task, _ = run("tasks", "create", "--name", "zero", "--labels", str(labels))
     assert task["labels"] == ["music", "weather"] and task["num_examples"] == 0
     assert run("tasks", "predict", task["id"], "play a song")[0]["predictions"][0]["label"] == "music"
+
+
+def test_unlabelled_texts_from_a_file(run: Run, api_key: str, tmp_path: Path) -> None:
+    labels, pool = tmp_path / "labels.json", tmp_path / "pool.jsonl"
+    labels.write_text(json.dumps(sorted(SYNTHETIC)))
+    pool.write_text("".join(json.dumps({"text": t, "label": "ignored"}) + "\n" for t in UNLABELLED_POOL))
+    task, _ = run("tasks", "create", "--name", "zero", "--labels", str(labels), "--unlabelled", str(pool))
+    assert task["num_unlabelled"] == len(UNLABELLED_POOL)
+    predicted = run("tasks", "predict", task["id"], "is it going to rain today")[0]["predictions"][0]["label"]
+    assert predicted == "weather"
+    removed, _ = run("tasks", "remove", task["id"], "--unlabelled")
+    assert removed["version"] == 2 and removed["num_unlabelled"] == 0
+    added, _ = run("tasks", "add", task["id"], "--unlabelled", str(pool))
+    assert added["version"] == 3 and added["num_unlabelled"] == len(UNLABELLED_POOL)
 
 
 def test_errors_are_reported_with_a_non_zero_exit(run: Run, files: dict[str, str], api_key: str,

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.client import FewShotClient, FewShotError
-from tests.helpers import ADMIN_KEY, SYNTHETIC, SYNTHETIC_QUERIES, examples
+from tests.helpers import ADMIN_KEY, SYNTHETIC, SYNTHETIC_QUERIES, UNLABELLED_POOL, examples
 
 PAIRS = [(e["text"], e["label"]) for e in examples()]
 QUERIES = [text for text, _ in SYNTHETIC_QUERIES]
@@ -110,6 +110,16 @@ def test_zero_shot_labels_in_every_form(fewshot: FewShotClient) -> None:
         task = fewshot.create_task("zero", labels=labels)
         assert task["labels"] == sorted(SYNTHETIC) and task["num_examples"] == 0
         assert task["label_descriptions"] == {"music": "play music or a song", "alarm": "set an alarm"}
+
+
+def test_unlabelled_texts(fewshot: FewShotClient) -> None:
+    task = fewshot.create_task("zero", labels=sorted(SYNTHETIC), unlabelled=UNLABELLED_POOL[:4])
+    assert task["num_unlabelled"] == 4
+    grown = fewshot.add_examples(task["id"], unlabelled=UNLABELLED_POOL[4:])
+    assert grown["version"] == 2 and grown["num_unlabelled"] == len(UNLABELLED_POOL)
+    kinds = {e["kind"] for e in fewshot.list_examples(task["id"])["examples"]}
+    assert kinds == {"unlabelled"}
+    assert fewshot.remove_examples(task["id"], unlabelled=True)["num_unlabelled"] == 0
 
 
 def test_evaluate(fewshot: FewShotClient) -> None:

@@ -60,6 +60,8 @@ class Task(Base):
 
 class Example(Base):
     """A support example; ``version_added`` says from which task version on it counts.
+    Three kinds: labelled (in scope), ``out_of_scope`` (a negative, label "") and
+    ``unlabelled`` (a text without a label that refines the prototypes, label "").
 
     The embedding is cached (float32 bytes) with the fingerprint of the encoder that
     made it, so appending examples re-embeds only the new texts."""
@@ -72,6 +74,7 @@ class Example(Base):
     label: Mapped[str] = mapped_column(String(200))
     version_added: Mapped[int] = mapped_column(Integer)
     out_of_scope: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
+    unlabelled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     embedding_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
@@ -90,6 +93,7 @@ class AdapterVersion(Base):
     encoder_fingerprint: Mapped[str] = mapped_column(String(64))
     labels: Mapped[list[str]] = mapped_column(JSON)
     num_examples: Mapped[int] = mapped_column(Integer)
+    num_unlabelled: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     adapted_ms: Mapped[float] = mapped_column(Float)
     # Deferred: predict reads a version row on every call but needs these only on a
     # cache miss, so they are loaded on first access instead of with the row.

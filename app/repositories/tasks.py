@@ -48,12 +48,13 @@ class TaskRepository:
         return self.session.scalar(statement) or 0
 
     # --- examples ---------------------------------------------------------------
-    def add_examples(self, task_id: str, version: int, rows: Sequence[tuple[str, str, bool, bytes, str]]) -> list[Example]:
-        """rows: (text, label, out_of_scope, embedding bytes, encoder fingerprint); returns them with ids."""
+    def add_examples(self, task_id: str, version: int, rows: Sequence[tuple[str, str, str, bytes, str]]) -> list[Example]:
+        """rows: (text, label, kind, embedding bytes, encoder fingerprint), kind one of
+        ``labelled``, ``out_of_scope``, ``unlabelled``; returns them with ids."""
         created = [
-            Example(task_id=task_id, text=t, label=l, out_of_scope=o, version_added=version, embedding=e,
-                    embedding_fingerprint=f)
-            for t, l, o, e, f in rows
+            Example(task_id=task_id, text=t, label=l, out_of_scope=k == "out_of_scope", unlabelled=k == "unlabelled",
+                    version_added=version, embedding=e, embedding_fingerprint=f)
+            for t, l, k, e, f in rows
         ]
         self.session.add_all(created)
         self.session.flush()

@@ -7,9 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
+from app.db.tables import Example
 from app.deps import current_tenant, get_task_service
 from app.schemas import (
-    ErrorBody, EvaluateIn, EvaluateOut, ExampleList, ExampleOut, ExamplesAppend, ExamplesRemove, LabelIn,
+    ErrorBody, EvaluateIn, EvaluateOut, ExampleList, ExampleOut, ExamplesAppend, ExamplesRemove,
     LabelScore, PredictIn, PredictionOut, PredictOut, Rollback, TaskCreate, TaskDocument, TaskList, TaskOut,
     TaskUpdate, VersionList, VersionOut,
 )
@@ -24,23 +25,28 @@ Tenant = Annotated[str, Depends(current_tenant)]
 Tasks = Annotated[TaskService, Depends(get_task_service)]
 
 
-def _change(examples: list, labels: list[LabelIn], out_of_scope: list[str]) -> Change:
+def _change(body: TaskCreate | TaskDocument | ExamplesAppend) -> Change:
     return Change(
-        examples=[(e.text, e.label) for e in examples],
-        labels={label.name: label.description for label in labels} if labels else None,
-        out_of_scope=list(out_of_scope),
+        examples=[(e.text, e.label) for e in body.examples],
+        labels={label.name: label.description for label in body.labels} if body.labels else None,
+        out_of_scope=list(body.out_of_scope),
+        unlabelled=list(body.unlabelled),
     )
+
+
+def _kind(row: Example) -> str:
+    return "out_of_scope" if row.out_of_scope else "unlabelled" if row.unlabelled else "labelled"
 
 
 @router.post("", status_code=201, response_model=TaskOut, summary="Create a task; its adapter is ready on return")
 def create_task(body: TaskCreate, tenant: Tenant, tasks: Tasks) -> TaskOut:
-    view = tasks.create(tenant, body.name, _change(body.examples, body.labels, body.out_of_scope), body.oos_threshold)
+    view = tasks.create(tenant, body.name, _change(body), body.oos_threshold)
     return TaskOut(**asdict(view))
 
 
 @router.post("/import", status_code=201, response_model=TaskOut, summary="Create a task from an exported document")
 def import_task(body: TaskDocument, tenant: Tenant, tasks: Tasks) -> TaskOut:
-    change = _change(body.examples, body.labels, body.out_of_scope)
+    change = _change(body)
     view = tasks.create(tenant, body.name, change, body.settings.oos_threshold)
     return TaskOut(**asdict(view))
 
@@ -71,23 +77,24 @@ def delete_task(task_id: str, tenant: Tenant, tasks: Tasks) -> Response:
 
 
 @router.post("/{task_id}/examples", response_model=TaskOut,
-             summary="Add examples, labels or out-of-scope texts: a new version, adapted from the current one")
+             summary="Add examples, labels, out-of-scope or unlabelled texts: a new version, adapted from the current one")
 def append_examples(task_id: str, body: ExamplesAppend, tenant: Tenant, tasks: Tasks) -> TaskOut:
-    return TaskOut(**asdict(tasks.append(tenant, task_id, _change(body.examples, body.labels, body.out_of_scope))))
+    return TaskOut(**asdict(tasks.append(tenant, task_id, _change(body))))
 
 
 @router.get("/{task_id}/examples", response_model=ExampleList, summary="The examples of a version, with their ids")
 def list_examples(task_id: str, tenant: Tenant, tasks: Tasks,
                   version: Annotated[int | None, Query(ge=1)] = None) -> ExampleList:
     number, content = tasks.content(tenant, task_id, version)
-    examples = [ExampleOut(id=r.id, text=r.text, label=None if r.out_of_scope else r.label) for r in content.examples]
+    examples = [ExampleOut(id=r.id, text=r.text, label=None if _kind(r) != "labelled" else r.label, kind=_kind(r))
+                for r in content.examples]
     descriptions = {k: v for k, v in content.label_descriptions.items() if v}
     return ExampleList(version=number, examples=examples, label_descriptions=descriptions)
 
 
 @router.post("/{task_id}/remove", response_model=TaskOut, summary="Remove examples or whole labels: a new version")
 def remove_examples(task_id: str, body: ExamplesRemove, tenant: Tenant, tasks: Tasks) -> TaskOut:
-    return TaskOut(**asdict(tasks.remove(tenant, task_id, body.example_ids, body.labels)))
+    return TaskOut(**asdict(tasks.remove(tenant, task_id, body.example_ids, body.labels, body.unlabelled)))
 
 
 @router.get("/{task_id}/versions", response_model=VersionList, summary="All versions of a task")

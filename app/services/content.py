@@ -1,10 +1,11 @@
 """What a task version is made of, and how it becomes an adapter.
 
-A version is immutable: a set of example ids (in-scope examples and out-of-scope
-negatives) plus its declared labels with their descriptions. Declared labels take
+A version is immutable: a set of example ids (in-scope examples, out-of-scope
+negatives and unlabelled texts) plus its declared labels with their descriptions. Declared labels take
 part in adaptation through a pseudo-example (the description, else the name with
 underscores as spaces), which is what lets a label start zero-shot and improve as
-examples arrive."""
+examples arrive. Unlabelled texts (past tickets nobody labelled) move each label's
+starting prototype toward the texts it claims (``models.classifier.fit_adapter``)."""
 
 from __future__ import annotations
 
@@ -31,11 +32,15 @@ class VersionContent:
 
     @property
     def in_scope(self) -> list[Example]:
-        return [row for row in self.examples if not row.out_of_scope]
+        return [row for row in self.examples if not (row.out_of_scope or row.unlabelled)]
 
     @property
     def negatives(self) -> list[Example]:
         return [row for row in self.examples if row.out_of_scope]
+
+    @property
+    def unlabelled(self) -> list[Example]:
+        return [row for row in self.examples if row.unlabelled]
 
     @property
     def labels(self) -> list[str]:
@@ -73,8 +78,10 @@ class AdapterBuilder:
         names = sorted(content.label_descriptions)
         prompts = [label_prompt(name, content.label_descriptions[name]) for name in names]
         support = torch.cat([self.embeddings(in_scope), self.engine.embed(prompts)])
-        negatives = content.negatives
+        negatives, unlabelled = content.negatives, content.unlabelled
         negative_embeddings = self.embeddings(negatives) if negatives else None
+        pool = self.embeddings(unlabelled) if unlabelled else None
         labels = [row.label for row in in_scope] + names
-        adapter, _ = self.engine.fit(support, labels, previous=previous, negatives=negative_embeddings)
+        adapter, _ = self.engine.fit(support, labels, previous=previous, negatives=negative_embeddings,
+                                     unlabelled=pool)
         return adapter, (time.perf_counter() - started) * 1000

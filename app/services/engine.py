@@ -71,13 +71,16 @@ class AdaptationEngine:
         labels: Sequence[str],
         previous: Adapter | None = None,
         negatives: torch.Tensor | None = None,
+        unlabelled: torch.Tensor | None = None,
     ) -> tuple[Adapter, float]:
-        """A calibrated adapter (continual from ``previous`` when given) and its time in ms."""
+        """A calibrated adapter (continual from ``previous`` when given) and its time in ms;
+        ``unlabelled`` embeddings refine the starting prototypes."""
         started = time.perf_counter()
 
         def run() -> Adapter:
             adapter = fit_adapter(embeddings, labels, self.config, self.fingerprint, previous=previous,
-                                  negatives=negatives, calibrated=True, reject_quantile=self.reject_quantile)
+                                  negatives=negatives, calibrated=True, reject_quantile=self.reject_quantile,
+                                  unlabelled=unlabelled)
             if adapter.params["weight"].is_cuda:
                 torch.cuda.synchronize()
             return adapter

@@ -32,11 +32,15 @@ UNSET = object()
 @dataclass(frozen=True)
 class Change:
     """A client's change: labelled examples, declared labels (name -> description or
-    None) and out-of-scope example texts."""
+    None), out-of-scope example texts and unlabelled texts."""
 
     examples: Sequence[tuple[str, str]] = ()
     labels: dict[str, str | None] | None = None
     out_of_scope: Sequence[str] = ()
+    unlabelled: Sequence[str] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.examples or self.labels or self.out_of_scope or self.unlabelled)
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,7 @@ class TaskView:
     label_descriptions: dict[str, str]
     num_examples: int
     num_out_of_scope: int
+    num_unlabelled: int
     adapted_ms: float
     temperature: float
     oos_threshold: float | None
@@ -80,9 +85,11 @@ class TaskService:
         return self._view(task, row)
 
     def append(self, tenant_id: str, task_id: str, change: Change) -> TaskView:
-        """Continual update: adapts from the current adapter, with the proximal pull toward it."""
-        if not (change.examples or change.labels or change.out_of_scope):
-            raise InvalidInput("nothing to add: give examples, labels or out_of_scope texts")
+        """Continual update: adapts from the current adapter, with the proximal pull toward it.
+        New unlabelled texts move every label's starting prototype, so that change is
+        adapted afresh instead."""
+        if not change:
+            raise InvalidInput("nothing to add: give examples, labels, out_of_scope or unlabelled texts")
         self._check_change(change)
         task = self._task(tenant_id, task_id, for_update=True)
         current = self._version(task, task.version)
@@ -93,13 +100,15 @@ class TaskService:
         added = self._add_examples(task, version, change)
         content = VersionContent(old.examples + added, _descriptions(old.label_descriptions, change.labels))
         self._check_content(content)
-        adapter, _ = self.builder.build(content, previous=previous)
+        adapter, _ = self.builder.build(content, previous=None if change.unlabelled else previous)
         return self._commit_version(task, version, content, adapter, _ms_since(started), "append", current.version)
 
-    def remove(self, tenant_id: str, task_id: str, example_ids: Sequence[int], labels: Sequence[str]) -> TaskView:
-        """A new version without these examples and labels (adapted afresh)."""
-        if not (example_ids or labels):
-            raise InvalidInput("nothing to remove: give example_ids or labels")
+    def remove(self, tenant_id: str, task_id: str, example_ids: Sequence[int], labels: Sequence[str],
+               unlabelled: bool = False) -> TaskView:
+        """A new version without these examples and labels (and, with ``unlabelled``,
+        without any unlabelled text), adapted afresh."""
+        if not (example_ids or labels or unlabelled):
+            raise InvalidInput("nothing to remove: give example_ids, labels or unlabelled: true")
         task = self._task(tenant_id, task_id, for_update=True)
         current = self._version(task, task.version)
         old = self._content(task, current)
@@ -110,7 +119,9 @@ class TaskService:
         if missing:
             raise NotFound(f"labels not in version {current.version}: {missing[:10]}")
         drop_ids, drop_labels = set(example_ids), set(labels)
-        kept = [row for row in old.examples if row.id not in drop_ids and (row.out_of_scope or row.label not in drop_labels)]
+        kept = [row for row in old.examples
+                if row.id not in drop_ids and not (unlabelled and row.unlabelled)
+                and (row.out_of_scope or row.unlabelled or row.label not in drop_labels)]
         descriptions = {k: v for k, v in old.label_descriptions.items() if k not in drop_labels}
         content = VersionContent(kept, descriptions)
         self._check_content(content)
@@ -126,7 +137,7 @@ class TaskService:
         row = AdapterVersion(
             task_id=task.id, version=version, format_version=target.format_version,
             encoder_fingerprint=target.encoder_fingerprint, labels=list(target.labels),
-            num_examples=target.num_examples, adapted_ms=0.0, tensors=target.tensors,
+            num_examples=target.num_examples, num_unlabelled=target.num_unlabelled, adapted_ms=0.0, tensors=target.tensors,
             example_ids=target.example_ids, label_descriptions=target.label_descriptions,
             temperature=target.temperature, oos_threshold=target.oos_threshold, change="rollback",
             parent_version=target.version,
@@ -198,9 +209,12 @@ class TaskService:
         task = self._task(tenant_id, task_id)
         row = self._version(task, version or task.version)
         content = self._content(task, row)
+        unlabelled = [r.text for r in content.unlabelled]
         return {
             "format": "fewshot-task",
-            "format_version": 1,
+            # Version 2 adds unlabelled texts; a document without any stays readable by
+            # deployments that know only version 1 (which would silently drop them).
+            "format_version": 2 if unlabelled else 1,
             "name": task.name,
             "version": row.version,
             # Only declared labels: declaring a label adds its name/description prompt to the
@@ -208,6 +222,7 @@ class TaskService:
             "labels": [{"name": n, "description": d or None} for n, d in sorted(content.label_descriptions.items())],
             "examples": [{"text": r.text, "label": r.label} for r in content.in_scope],
             "out_of_scope": [r.text for r in content.negatives],
+            "unlabelled": unlabelled,
             "settings": {"oos_threshold": task.oos_threshold_override},
         }
 
@@ -231,8 +246,9 @@ class TaskService:
 
     # --- helpers ----------------------------------------------------------------
     def _add_examples(self, task: Task, version: int, change: Change) -> list:
-        rows = [(text, label, False) for text, label in change.examples]
-        rows += [(text, "", True) for text in change.out_of_scope]
+        rows = [(text, label, "labelled") for text, label in change.examples]
+        rows += [(text, "", "out_of_scope") for text in change.out_of_scope]
+        rows += [(text, "", "unlabelled") for text in change.unlabelled]
         if not rows:
             return []
         embeddings = self.engine.to_bytes(self.engine.embed([text for text, _, _ in rows]))
@@ -246,7 +262,7 @@ class TaskService:
         row = AdapterVersion(
             task_id=task.id, version=version, format_version=ADAPTER_FORMAT_VERSION,
             encoder_fingerprint=adapter.encoder_fingerprint, labels=list(adapter.labels),
-            num_examples=len(content.in_scope), adapted_ms=ms, tensors=adapter.to_bytes(),
+            num_examples=len(content.in_scope), num_unlabelled=len(content.unlabelled), adapted_ms=ms, tensors=adapter.to_bytes(),
             example_ids=content.example_ids, label_descriptions=content.label_descriptions,
             temperature=adapter.temperature, oos_threshold=adapter.oos_threshold, change=change,
             parent_version=parent,
@@ -292,7 +308,8 @@ class TaskService:
         return TaskView(
             task.id, task.name, row.version, list(row.labels),
             {k: v for k, v in (row.label_descriptions or {}).items() if v},
-            row.num_examples, len(row.example_ids or []) - row.num_examples, round(row.adapted_ms, 3),
+            row.num_examples, len(row.example_ids or []) - row.num_examples - (row.num_unlabelled or 0),
+            row.num_unlabelled or 0, round(row.adapted_ms, 3),
             row.temperature or 1.0,
             task.oos_threshold_override if task.oos_threshold_override is not None else row.oos_threshold,
             task.oos_threshold_override, _utc(task.created_at), _utc(task.updated_at),
@@ -309,7 +326,7 @@ class TaskService:
 
     def _check_change(self, change: Change) -> None:
         s = self.settings
-        count = len(change.examples) + len(change.out_of_scope)
+        count = len(change.examples) + len(change.out_of_scope) + len(change.unlabelled)
         if count > s.max_examples_per_request:
             raise LimitExceeded(f"{count} examples in one request; the limit is {s.max_examples_per_request}")
         for i, (text, label) in enumerate(change.examples):
@@ -320,6 +337,9 @@ class TaskService:
         for i, text in enumerate(change.out_of_scope):
             if len(text) > s.max_text_chars:
                 raise LimitExceeded(f"out_of_scope[{i}] has {len(text)} characters; the limit is {s.max_text_chars}")
+        for i, text in enumerate(change.unlabelled):
+            if len(text) > s.max_text_chars:
+                raise LimitExceeded(f"unlabelled[{i}] has {len(text)} characters; the limit is {s.max_text_chars}")
         for name, description in (change.labels or {}).items():
             if len(name) > s.max_label_chars:
                 raise LimitExceeded(f"label {name[:40]!r}... has {len(name)} characters; the limit is {s.max_label_chars}")
@@ -328,9 +348,14 @@ class TaskService:
 
     def _check_content(self, content: VersionContent) -> None:
         s = self.settings
-        if len(content.examples) > s.max_examples_per_task:
+        unlabelled = len(content.unlabelled)
+        if len(content.examples) - unlabelled > s.max_examples_per_task:
             raise LimitExceeded(
-                f"a task may hold {s.max_examples_per_task} examples; this change makes {len(content.examples)}"
+                f"a task may hold {s.max_examples_per_task} examples; this change makes {len(content.examples) - unlabelled}"
+            )
+        if unlabelled > s.max_unlabelled_per_task:
+            raise LimitExceeded(
+                f"a task may hold {s.max_unlabelled_per_task} unlabelled texts; this change makes {unlabelled}"
             )
         labels = content.labels
         if len(labels) > s.max_labels_per_task:

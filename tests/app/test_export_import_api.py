@@ -89,7 +89,8 @@ def test_export_a_pinned_version(client: TestClient, tenant: dict[str, str]) -> 
 
 @pytest.mark.parametrize("change", [
     {"format": "something-else"},
-    {"format_version": 2},
+    {"format_version": 3},
+    {"unlabelled": [3]},
     {"name": ""},
     {"name": None},
     {"examples": [{"text": "play music"}]},

@@ -9,7 +9,7 @@ from models.adapter import Adapter
 from models.classifier import FewShotClassifier, fit_adapter, rank
 from models.inner_loop import InnerLoopConfig
 from tests.fakes import FakeEncoder
-from tests.helpers import SYNTHETIC, SYNTHETIC_QUERIES
+from tests.helpers import SYNTHETIC, SYNTHETIC_QUERIES, UNLABELLED_POOL
 
 
 @pytest.fixture
@@ -64,3 +64,41 @@ def test_rank_returns_sorted_top_k_probabilities(classifier: FewShotClassifier, 
 def test_full_ranking_sums_to_one(classifier: FewShotClassifier, fitted: Adapter) -> None:
     (prediction,) = rank(fitted, classifier.encoder.encode(["what is the weather"]), 3)
     assert sum(score for _, score in prediction.top_k) == pytest.approx(1.0, abs=1e-5)
+
+
+def _names_task(unlabelled: torch.Tensor | None) -> list[str]:
+    encoder = FakeEncoder()
+    names = sorted(SYNTHETIC)
+    adapter = fit_adapter(encoder.encode(names), names, InnerLoopConfig(), "f",
+                          unlabelled=unlabelled)
+    queries = encoder.encode([text for text, _ in SYNTHETIC_QUERIES])
+    return [adapter.labels[i] for i in adapter.probabilities(queries).argmax(-1).tolist()]
+
+
+def test_unlabelled_texts_fix_a_zero_shot_label_that_its_name_misses() -> None:
+    gold = [label for _, label in SYNTHETIC_QUERIES]
+    assert _names_task(None) != gold  # the bare name "weather" loses "is it going to rain today"
+    assert _names_task(FakeEncoder().encode(UNLABELLED_POOL)) == gold
+
+
+def test_an_empty_unlabelled_pool_changes_nothing() -> None:
+    embeddings, labels = FakeEncoder().encode(["a b", "a c", "d e", "d f"]), ["x", "x", "y", "y"]
+    plain = fit_adapter(embeddings, labels, InnerLoopConfig(steps=5), "f")
+    empty = fit_adapter(embeddings, labels, InnerLoopConfig(steps=5), "f", unlabelled=torch.empty(0, 64))
+    for name in plain.params:
+        assert torch.equal(plain.params[name], empty.params[name])
+
+
+def test_a_continual_update_refines_only_the_new_labels_start() -> None:
+    """Labels the previous adapter has keep its rows; a new label starts from its refined prototype."""
+    encoder = FakeEncoder()
+    first = fit_adapter(encoder.encode(["weather", "music"]), ["weather", "music"], InnerLoopConfig(steps=0), "f")
+    config = InnerLoopConfig(steps=0, continual_steps=0)
+    names = ["weather", "music", "alarm"]
+    plain = fit_adapter(encoder.encode(names), names, config, "f", previous=first)
+    pooled = fit_adapter(encoder.encode(names), names, config, "f", previous=first,
+                         unlabelled=encoder.encode(UNLABELLED_POOL))
+    rows = {label: i for i, label in enumerate(pooled.labels)}
+    for label in ("weather", "music"):
+        assert torch.equal(pooled.params["weight"][rows[label]], first.params["weight"][first.labels.index(label)])
+    assert not torch.allclose(pooled.params["weight"][rows["alarm"]], plain.params["weight"][rows["alarm"]])
