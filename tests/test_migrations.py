@@ -216,3 +216,30 @@ def test_upgrade_to_0003_clears_overrides_on_the_cosine_scale(empty_database_url
         overrides = connection.execute(text("SELECT oos_threshold_override FROM tasks")).scalars().all()
     assert overrides == [None, None]
 
+
+
+def test_downgrade_from_0004_drops_unlabelled_texts_from_every_version(empty_database_url: str, engine: Engine) -> None:
+    """Below 0004 an unlabelled text would read as an in-scope example labelled ""."""
+    import json
+
+    from alembic import command
+    from fastapi.testclient import TestClient
+    from sqlalchemy import text
+
+    from app.main import create_app
+    from tests.conftest import make_settings
+    from tests.fakes import FakeEncoder
+    from tests.helpers import UNLABELLED_POOL, create_tenant, examples
+
+    upgrade_head(empty_database_url)
+    with TestClient(create_app(make_settings(empty_database_url), encoder=FakeEncoder())) as client:
+        tenant = create_tenant(client)
+        body = {"name": "t", "examples": examples(), "unlabelled": UNLABELLED_POOL[:2]}
+        assert client.post("/v1/tasks", json=body, headers=tenant).status_code == 201
+    command.downgrade(alembic_config(empty_database_url), "0003")
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM examples")).scalar() == len(examples())
+        ids = connection.execute(text("SELECT example_ids FROM adapter_versions")).scalar()
+        kept = set(connection.execute(text("SELECT id FROM examples")).scalars())
+    assert set(ids if isinstance(ids, list) else json.loads(ids)) == kept
+    assert "unlabelled" not in {c["name"] for c in inspect(engine).get_columns("examples")}
