@@ -60,6 +60,15 @@ def accuracy(predictions: list[dict], rows: list[LabelledText]) -> float:
     return 100 * sum(p["top_k"][0]["label"] == r.label for p, r in zip(predictions, rows)) / len(rows)
 
 
+def top1_ece(predictions: list[dict], rows: list[LabelledText]) -> float:
+    """Expected calibration error of the top-1 scores."""
+    confidence = torch.tensor([p["score"] for p in predictions])
+    correct = torch.tensor([p["top_k"][0]["label"] == r.label for p, r in zip(predictions, rows)])
+    # A 2-column stand-in (confidence, rest) whose argmax is right exactly when the top-1 label is.
+    stand_in = torch.stack([confidence, 1 - confidence], dim=1)
+    return expected_calibration_error(stand_in, torch.where(correct, 0, 1))
+
+
 def out_of_scope(api: Api, data: Path) -> dict:
     support, test, oos = (read_jsonl(data / f) for f in ("train_10.jsonl", "test.jsonl", "oos_test.jsonl"))
     task = api.post("/v1/tasks", {"name": "clinc150-oos", "examples": examples(support)})
@@ -68,12 +77,7 @@ def out_of_scope(api: Api, data: Path) -> dict:
     kept = 100 * sum(p["label"] == r.label for p, r in zip(inside, test)) / len(test)
     rejected_out = sum(p["out_of_scope"] for p in outside)
     rejected_in = sum(p["out_of_scope"] for p in inside)
-    confidence = torch.tensor([p["score"] for p in inside])
-    correct = torch.tensor([p["top_k"][0]["label"] == r.label for p, r in zip(inside, test)])
-    # ECE from top-1 confidence: a 2-column stand-in (confidence, rest) whose argmax is
-    # right exactly when the top-1 label is.
-    stand_in = torch.stack([confidence, 1 - confidence], dim=1)
-    ece = expected_calibration_error(stand_in, torch.where(correct, 0, 1))
+    ece = top1_ece(inside, test)
     return {
         "threshold": task["oos_threshold"], "temperature": task["temperature"],
         "auroc": round(roc_auc([-p["in_scope_score"] for p in outside], [-p["in_scope_score"] for p in inside]), 4),
@@ -100,15 +104,19 @@ def zero_shot(api: Api, data: Path, unlabelled: list[str], chunk: int = 5000) ->
     for start in range(chunk, len(unlabelled), chunk):
         task = api.post(f"/v1/tasks/{task['id']}/examples", {"unlabelled": unlabelled[start : start + chunk]})
     texts = [r.text for r in test]
-    curve = {"0": round(accuracy(api.predict(task["id"], texts), test), 2)}
+    curve: dict[str, float] = {}
+    ece: dict[str, float] = {}
     shots = 0
-    for add in (1, 1, 3):
-        batch = [row for rows in by_label.values() for row in rows[shots : shots + add]]
-        shots += add
-        api.post(f"/v1/tasks/{task['id']}/examples", {"examples": examples(batch)})
-        curve[str(shots)] = round(accuracy(api.predict(task["id"], texts), test), 2)
+    for add in (0, 1, 1, 3):
+        if add:
+            batch = [row for rows in by_label.values() for row in rows[shots : shots + add]]
+            shots += add
+            api.post(f"/v1/tasks/{task['id']}/examples", {"examples": examples(batch)})
+        predictions = api.predict(task["id"], texts)
+        curve[str(shots)] = round(accuracy(predictions, test), 2)
+        ece[str(shots)] = round(top1_ece(predictions, test), 4)
     values = list(curve.values())
-    return {"unlabelled": len(unlabelled), "accuracy_by_shots": curve,
+    return {"unlabelled": len(unlabelled), "accuracy_by_shots": curve, "ece_by_shots": ece,
             "monotonic": all(a < b for a, b in zip(values, values[1:]))}
 
 
@@ -163,9 +171,10 @@ def main() -> int:
             + ", ".join(f"{k} shots {v}%" for k, v in z["accuracy_by_shots"].items())
             + f"; monotonic: {z['monotonic']}.\n\n"
             "With unlabelled texts posted with the task (`train` texts, labels dropped):\n\n"
-            "| unlabelled texts | 0 shots % | 1 | 2 | 5 | monotonic |\n|---|---|---|---|---|---|\n"
+            "| unlabelled texts | 0 shots % | 1 | 2 | 5 | monotonic | ECE at 0 / 1 / 2 / 5 shots |\n|---|---|---|---|---|---|---|\n"
             + "".join(f"| {c['unlabelled']} | " + " | ".join(str(v) for v in c["accuracy_by_shots"].values())
-                      + f" | {c['monotonic']} |\n" for c in [z] + result["zero_shot_banking77_unlabelled"])
+                      + f" | {c['monotonic']} | " + " / ".join(str(v) for v in c["ece_by_shots"].values()) + " |\n"
+                      for c in [z] + result["zero_shot_banking77_unlabelled"])
             + "\n"
             "**Continual update** (`train_5`, then the rest of `train_10` appended) vs a task from `train_10` at once:\n\n"
             "| data | full % | continual % | difference | full create ms | continual append ms |\n|---|---|---|---|---|---|\n" + rows
