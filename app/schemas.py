@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Text = Annotated[str, Field(min_length=1)]
+UNLABELLED_HELP = "texts without labels (e.g. past tickets); they refine the label prototypes, most useful with 0-2 examples per label"
 
 
 class ErrorBody(BaseModel):
@@ -44,8 +45,7 @@ class TaskCreate(BaseModel):
     examples: list[ExampleIn] = Field(default_factory=list, description="labelled examples")
     labels: list[LabelIn] = Field(default_factory=list, description="declared labels; may have no examples (zero-shot)")
     out_of_scope: list[Text] = Field(default_factory=list, description="texts that belong to no label (negatives)")
-    unlabelled: list[Text] = Field(default_factory=list, description="texts without labels (e.g. past tickets); they "
-                                  "refine the label prototypes, most useful with 0-2 examples per label")
+    unlabelled: list[Text] = Field(default_factory=list, description=UNLABELLED_HELP)
     oos_threshold: float | None = Field(None, description="override of the calibrated out-of-scope threshold")
 
 
@@ -54,8 +54,7 @@ class ExamplesAppend(BaseModel):
     examples: list[ExampleIn] = Field(default_factory=list)
     labels: list[LabelIn] = Field(default_factory=list)
     out_of_scope: list[Text] = Field(default_factory=list)
-    unlabelled: list[Text] = Field(default_factory=list, description="texts without labels (e.g. past tickets); they "
-                                  "refine the label prototypes, most useful with 0-2 examples per label")
+    unlabelled: list[Text] = Field(default_factory=list, description=UNLABELLED_HELP)
 
 
 class ExamplesRemove(BaseModel):

@@ -78,6 +78,11 @@ class Example(Base):
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     embedding_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
+    @property
+    def kind(self) -> str:
+        """``labelled``, ``out_of_scope`` or ``unlabelled``."""
+        return "out_of_scope" if self.out_of_scope else "unlabelled" if self.unlabelled else "labelled"
+
 
 class AdapterVersion(Base):
     """One immutable task version: its example set (ids), its labels with their

@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from app.db.tables import Example
 from app.deps import current_tenant, get_task_service
 from app.schemas import (
     ErrorBody, EvaluateIn, EvaluateOut, ExampleList, ExampleOut, ExamplesAppend, ExamplesRemove,
@@ -32,10 +31,6 @@ def _change(body: TaskCreate | TaskDocument | ExamplesAppend) -> Change:
         out_of_scope=list(body.out_of_scope),
         unlabelled=list(body.unlabelled),
     )
-
-
-def _kind(row: Example) -> str:
-    return "out_of_scope" if row.out_of_scope else "unlabelled" if row.unlabelled else "labelled"
 
 
 @router.post("", status_code=201, response_model=TaskOut, summary="Create a task; its adapter is ready on return")
@@ -86,7 +81,7 @@ def append_examples(task_id: str, body: ExamplesAppend, tenant: Tenant, tasks: T
 def list_examples(task_id: str, tenant: Tenant, tasks: Tasks,
                   version: Annotated[int | None, Query(ge=1)] = None) -> ExampleList:
     number, content = tasks.content(tenant, task_id, version)
-    examples = [ExampleOut(id=r.id, text=r.text, label=None if _kind(r) != "labelled" else r.label, kind=_kind(r))
+    examples = [ExampleOut(id=r.id, text=r.text, label=r.label if r.kind == "labelled" else None, kind=r.kind)
                 for r in content.examples]
     descriptions = {k: v for k, v in content.label_descriptions.items() if v}
     return ExampleList(version=number, examples=examples, label_descriptions=descriptions)

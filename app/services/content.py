@@ -80,7 +80,10 @@ class AdapterBuilder:
         support = torch.cat([self.embeddings(in_scope), self.engine.embed(prompts)])
         negatives, unlabelled = content.negatives, content.unlabelled
         negative_embeddings = self.embeddings(negatives) if negatives else None
-        pool = self.embeddings(unlabelled) if unlabelled else None
+        # A continual update keeps the previous rows of the labels it had, so refined
+        # prototypes matter only for new labels: without any, the pool is not even read.
+        new_labels = previous is None or not set(row.label for row in in_scope).union(names) <= set(previous.labels)
+        pool = self.embeddings(unlabelled) if unlabelled and new_labels else None
         labels = [row.label for row in in_scope] + names
         adapter, _ = self.engine.fit(support, labels, previous=previous, negatives=negative_embeddings,
                                      unlabelled=pool)

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from sqlalchemy.exc import IntegrityError
 
 from app.db.session import UnitOfWork
-from app.db.tables import AdapterVersion, Task
+from app.db.tables import AdapterVersion, Example, Task
 from app.errors import Conflict, InvalidInput, LimitExceeded, NotFound
 from app.metrics import PREDICTED_TEXTS
 from app.repositories.tasks import TaskRepository
@@ -119,9 +119,15 @@ class TaskService:
         if missing:
             raise NotFound(f"labels not in version {current.version}: {missing[:10]}")
         drop_ids, drop_labels = set(example_ids), set(labels)
-        kept = [row for row in old.examples
-                if row.id not in drop_ids and not (unlabelled and row.unlabelled)
-                and (row.out_of_scope or row.unlabelled or row.label not in drop_labels)]
+
+        def kept_row(row: Example) -> bool:
+            if row.id in drop_ids:
+                return False
+            if row.kind == "labelled":
+                return row.label not in drop_labels
+            return not (unlabelled and row.unlabelled)
+
+        kept = [row for row in old.examples if kept_row(row)]
         descriptions = {k: v for k, v in old.label_descriptions.items() if k not in drop_labels}
         content = VersionContent(kept, descriptions)
         self._check_content(content)
@@ -308,8 +314,8 @@ class TaskService:
         return TaskView(
             task.id, task.name, row.version, list(row.labels),
             {k: v for k, v in (row.label_descriptions or {}).items() if v},
-            row.num_examples, len(row.example_ids or []) - row.num_examples - (row.num_unlabelled or 0),
-            row.num_unlabelled or 0, round(row.adapted_ms, 3),
+            row.num_examples, len(row.example_ids or []) - row.num_examples - row.num_unlabelled,
+            row.num_unlabelled, round(row.adapted_ms, 3),
             row.temperature or 1.0,
             task.oos_threshold_override if task.oos_threshold_override is not None else row.oos_threshold,
             task.oos_threshold_override, _utc(task.created_at), _utc(task.updated_at),
@@ -334,12 +340,10 @@ class TaskService:
                 raise LimitExceeded(f"examples[{i}].text has {len(text)} characters; the limit is {s.max_text_chars}")
             if len(label) > s.max_label_chars:
                 raise LimitExceeded(f"examples[{i}].label has {len(label)} characters; the limit is {s.max_label_chars}")
-        for i, text in enumerate(change.out_of_scope):
-            if len(text) > s.max_text_chars:
-                raise LimitExceeded(f"out_of_scope[{i}] has {len(text)} characters; the limit is {s.max_text_chars}")
-        for i, text in enumerate(change.unlabelled):
-            if len(text) > s.max_text_chars:
-                raise LimitExceeded(f"unlabelled[{i}] has {len(text)} characters; the limit is {s.max_text_chars}")
+        for field, texts in (("out_of_scope", change.out_of_scope), ("unlabelled", change.unlabelled)):
+            for i, text in enumerate(texts):
+                if len(text) > s.max_text_chars:
+                    raise LimitExceeded(f"{field}[{i}] has {len(text)} characters; the limit is {s.max_text_chars}")
         for name, description in (change.labels or {}).items():
             if len(name) > s.max_label_chars:
                 raise LimitExceeded(f"label {name[:40]!r}... has {len(name)} characters; the limit is {s.max_label_chars}")
@@ -349,10 +353,9 @@ class TaskService:
     def _check_content(self, content: VersionContent) -> None:
         s = self.settings
         unlabelled = len(content.unlabelled)
-        if len(content.examples) - unlabelled > s.max_examples_per_task:
-            raise LimitExceeded(
-                f"a task may hold {s.max_examples_per_task} examples; this change makes {len(content.examples) - unlabelled}"
-            )
+        examples = len(content.examples) - unlabelled
+        if examples > s.max_examples_per_task:
+            raise LimitExceeded(f"a task may hold {s.max_examples_per_task} examples; this change makes {examples}")
         if unlabelled > s.max_unlabelled_per_task:
             raise LimitExceeded(
                 f"a task may hold {s.max_unlabelled_per_task} unlabelled texts; this change makes {unlabelled}"
