@@ -21,9 +21,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, TypedDict, Union
+from typing import Any
 
 import httpx
+
+from app.client_types import (
+    EvaluateResult, Example, ExampleLike, ExampleList, Health, Labels, LabelScore, Prediction,
+    PredictResult, Task, TaskList, TenantCreated, Version, VersionList,
+)
 
 __all__ = [
     "FewShotClient", "FewShotError", "UNSET",
@@ -32,102 +37,6 @@ __all__ = [
 ]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-
-
-# --- response shapes ------------------------------------------------------------------
-class TenantCreated(TypedDict):
-    id: str
-    name: str
-    api_key: str
-
-
-class Task(TypedDict):
-    id: str
-    name: str
-    version: int
-    labels: list[str]
-    label_descriptions: dict[str, str]
-    num_examples: int
-    num_out_of_scope: int
-    num_unlabelled: int
-    adapted_ms: float
-    temperature: float
-    oos_threshold: float | None
-    oos_threshold_override: float | None
-    created_at: str
-    updated_at: str
-
-
-class TaskList(TypedDict):
-    tasks: list[Task]
-    total: int
-
-
-class Version(TypedDict):
-    version: int
-    change: str | None
-    parent_version: int | None
-    labels: list[str]
-    num_examples: int
-    adapted_ms: float
-    created_at: str
-
-
-class VersionList(TypedDict):
-    current: int
-    versions: list[Version]
-
-
-class Example(TypedDict):
-    id: int
-    text: str
-    label: str | None
-    kind: str  # labelled, out_of_scope or unlabelled
-
-
-class ExampleList(TypedDict):
-    version: int
-    examples: list[Example]
-    label_descriptions: dict[str, str]
-
-
-class LabelScore(TypedDict):
-    label: str
-    score: float
-
-
-class Prediction(TypedDict):
-    label: str | None
-    score: float
-    top_k: list[LabelScore]
-    out_of_scope: bool
-    ambiguous: bool
-    in_scope_score: float
-
-
-class PredictResult(TypedDict):
-    version: int
-    predictions: list[Prediction]
-
-
-class EvaluateResult(TypedDict):
-    version: int
-    report: dict[str, Any]
-
-
-class Health(TypedDict, total=False):
-    status: str
-    encoder: str
-    device: str
-
-
-# --- request shapes -------------------------------------------------------------------
-ExampleLike = Union[Mapping[str, Any], tuple[str, Union[str, None]]]
-"""``{"text": ..., "label": ...}`` or ``(text, label)``."""
-LabelLike = Union[str, Mapping[str, Any], tuple[str, Union[str, None]]]
-"""``"name"``, ``{"name": ..., "description": ...}`` or ``(name, description)``."""
-Labels = Union[Iterable[LabelLike], Mapping[str, Union[str, None]]]
-"""A list of :data:`LabelLike`, or a mapping ``{name: description or None}``."""
 
 
 class _Unset:
