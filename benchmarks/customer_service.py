@@ -27,12 +27,14 @@ import httpx
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import append_section, free_port, running_server  # noqa: E402
+from benchmarks.common import ROOT, append_section, free_port, running_server  # noqa: E402
+from benchmarks.readiness_plot import plot_readiness  # noqa: E402
 from models.calibration import expected_calibration_error  # noqa: E402
 from models.data import LabelledText, read_jsonl  # noqa: E402
 from models.metrics import roc_auc  # noqa: E402
 
 ADMIN = "benchmark-admin-key-0123456789abcdef"
+DOC_DIR = (ROOT / "docs").resolve()
 
 
 class Api:
@@ -69,7 +71,8 @@ def top1_ece(predictions: list[dict], rows: list[LabelledText]) -> float:
     return expected_calibration_error(stand_in, torch.where(correct, 0, 1))
 
 
-def out_of_scope(api: Api, data: Path) -> dict:
+def out_of_scope(api: Api, data: Path) -> tuple[dict, dict]:
+    """The figures, and the per-text values the plot needs."""
     support, test, oos = (read_jsonl(data / f) for f in ("train_10.jsonl", "test.jsonl", "oos_test.jsonl"))
     task = api.post("/v1/tasks", {"name": "clinc150-oos", "examples": examples(support)})
     inside, outside = api.predict(task["id"], [r.text for r in test]), api.predict(task["id"], [r.text for r in oos])
@@ -78,7 +81,12 @@ def out_of_scope(api: Api, data: Path) -> dict:
     rejected_out = sum(p["out_of_scope"] for p in outside)
     rejected_in = sum(p["out_of_scope"] for p in inside)
     ece = top1_ece(inside, test)
-    return {
+    raw = {"confidence": torch.tensor([p["score"] for p in inside]),
+           "correct": torch.tensor([p["top_k"][0]["label"] == r.label for p, r in zip(inside, test)]),
+           "in_scores": torch.tensor([p["in_scope_score"] for p in inside]),
+           "out_scores": torch.tensor([p["in_scope_score"] for p in outside]),
+           "threshold": task["oos_threshold"], "ece": ece}
+    summary = {
         "threshold": task["oos_threshold"], "temperature": task["temperature"],
         "auroc": round(roc_auc([-p["in_scope_score"] for p in outside], [-p["in_scope_score"] for p in inside]), 4),
         "oos_recall": round(100 * rejected_out / len(oos), 2),
@@ -90,6 +98,7 @@ def out_of_scope(api: Api, data: Path) -> dict:
         "ece_in_scope": round(ece, 4),
         "ambiguous_share": round(100 * sum(p["ambiguous"] for p in inside) / len(inside), 2),
     }
+    return summary, raw
 
 
 def zero_shot(api: Api, data: Path, unlabelled: list[str], chunk: int = 5000) -> dict:
@@ -138,6 +147,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="../shared/data")
     parser.add_argument("--checkpoint", default="none", help="FEWSHOT_CHECKPOINT for the server")
+    parser.add_argument("--plot", default=str(ROOT / "docs" / "customer_service.png"), help="figure path ('' for none)")
     parser.add_argument("--no-doc", action="store_true")
     args = parser.parse_args()
     data = Path(args.data)
@@ -146,7 +156,8 @@ def main() -> int:
     with running_server(env, free_port()) as url, httpx.Client(base_url=url, timeout=900) as client:
         key = client.post("/v1/tenants", json={"name": "bench"}, headers={"Authorization": f"Bearer {ADMIN}"}).json()["api_key"]
         api = Api(client, {"Authorization": f"Bearer {key}"})
-        result = {"checkpoint": args.checkpoint, "out_of_scope_clinc150": out_of_scope(api, data / "clinc150")}
+        oos_summary, oos_raw = out_of_scope(api, data / "clinc150")
+        result = {"checkpoint": args.checkpoint, "out_of_scope_clinc150": oos_summary}
         print(json.dumps(result["out_of_scope_clinc150"]), flush=True)
         result["zero_shot_banking77"] = zero_shot(api, data / "banking77", [])
         print(json.dumps(result["zero_shot_banking77"]), flush=True)
@@ -156,13 +167,21 @@ def main() -> int:
         print(json.dumps(result["zero_shot_banking77_unlabelled"]), flush=True)
         result["continual"] = {name: continual(api, data / name) for name in ("banking77", "clinc150")}
         print(json.dumps(result["continual"]), flush=True)
+    if args.plot:
+        curves = {f"names + {c['unlabelled']:,} unlabelled texts" if c["unlabelled"] else "names only": c["accuracy_by_shots"]
+                  for c in [result["zero_shot_banking77"]] + result["zero_shot_banking77_unlabelled"]}
+        plot_readiness(oos_raw["confidence"], oos_raw["correct"], oos_raw["in_scores"], oos_raw["out_scores"],
+                       oos_raw["threshold"], oos_raw["ece"], curves, Path(args.plot))
+        print(f"figure: {args.plot}", flush=True)
     if not args.no_doc:
         o, z = result["out_of_scope_clinc150"], result["zero_shot_banking77"]
         rows = "\n".join(f"| {name} | {c['full_accuracy']} | {c['continual_accuracy']} | {c['difference']:+.2f} | "
                          f"{c['full_create_ms']:.0f} | {c['continual_append_ms']:.0f} |" for name, c in result["continual"].items())
         body = (
             f"Checkpoint `{args.checkpoint}`.\n\n"
-            "**Out of scope, CLINC150** (`train_10`, no out-of-scope examples given; `test` + `oos_test`):\n\n"
+            + (f"![reliability, rejection and zero-shot curves]({Path(args.plot).name})\n\n"
+               if args.plot and Path(args.plot).parent.resolve() == DOC_DIR else "")
+            + "**Out of scope, CLINC150** (`train_10`, no out-of-scope examples given; `test` + `oos_test`):\n\n"
             "| AUROC | OOS recall % | OOS precision % | in-scope acc. no rejection % | with rejection % | drop | in-scope rejected % | ECE (in-scope) |\n"
             "|---|---|---|---|---|---|---|---|\n"
             f"| {o['auroc']} | {o['oos_recall']} | {o['oos_precision']} | {o['in_scope_accuracy_no_rejection']} | "
