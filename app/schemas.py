@@ -166,7 +166,8 @@ class EvaluateIn(BaseModel):
 
 class EvaluateOut(BaseModel):
     version: int
-    report: dict = Field(description="accuracy, macro_f1, per_label, confusions, out_of_scope")
+    report: dict = Field(description="accuracy, top1_accuracy (without rejection), macro_f1, calibration_error, "
+                         "per_label, confusions, out_of_scope (with auroc)")
 
 
 class TaskSettings(BaseModel):

@@ -29,7 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import ROOT, append_section, free_port, running_server  # noqa: E402
 from benchmarks.readiness_plot import plot_readiness  # noqa: E402
-from models.calibration import expected_calibration_error  # noqa: E402
+from models.calibration import top1_calibration_error  # noqa: E402
 from models.data import LabelledText, read_jsonl  # noqa: E402
 from models.metrics import roc_auc  # noqa: E402
 
@@ -66,9 +66,7 @@ def top1_ece(predictions: list[dict], rows: list[LabelledText]) -> float:
     """Expected calibration error of the top-1 scores."""
     confidence = torch.tensor([p["score"] for p in predictions])
     correct = torch.tensor([p["top_k"][0]["label"] == r.label for p, r in zip(predictions, rows)])
-    # A 2-column stand-in (confidence, rest) whose argmax is right exactly when the top-1 label is.
-    stand_in = torch.stack([confidence, 1 - confidence], dim=1)
-    return expected_calibration_error(stand_in, torch.where(correct, 0, 1))
+    return top1_calibration_error(confidence, correct)
 
 
 def out_of_scope(api: Api, data: Path) -> tuple[dict, dict]:

@@ -149,11 +149,17 @@ def calibrate(
 
 
 def expected_calibration_error(probabilities: torch.Tensor, targets: torch.Tensor, bins: int = 15) -> float:
-    """ECE: bin by confidence, average |confidence - accuracy| weighted by bin size."""
+    """ECE of the top-1 class of each row of ``probabilities`` (see :func:`top1_calibration_error`)."""
     confidence, predicted = probabilities.max(dim=-1)
-    correct = (predicted == targets).float()
-    edges = torch.linspace(0, 1, bins + 1, device=probabilities.device)
-    error = torch.zeros((), device=probabilities.device)
+    return top1_calibration_error(confidence, predicted == targets, bins)
+
+
+def top1_calibration_error(confidence: torch.Tensor, correct: torch.Tensor, bins: int = 15) -> float:
+    """ECE (Guo et al. 2017): bin the top-1 scores by value, average |score - share correct|
+    weighted by bin size; 0 means a score of 0.8 is right 80% of the time."""
+    confidence, correct = confidence.float(), correct.float()
+    edges = torch.linspace(0, 1, bins + 1, device=confidence.device)
+    error = torch.zeros((), device=confidence.device)
     for low, high in zip(edges[:-1], edges[1:]):
         in_bin = (confidence > low) & (confidence <= high)
         if in_bin.any():

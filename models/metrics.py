@@ -1,6 +1,9 @@
 """Classification metrics for a labelled evaluation set, out-of-scope included.
 
-Gold and predicted labels are strings, or None for out of scope."""
+Gold and predicted labels are strings, or None for out of scope. With the predictions'
+top-1 labels and scores and their in-scope scores, the report also says how well the
+scores are calibrated and how well the in-scope score separates out-of-scope texts,
+whatever the threshold."""
 
 from __future__ import annotations
 
@@ -12,11 +15,21 @@ def _ratio(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator else None
 
 
-def classification_report(gold: Sequence[str | None], predicted: Sequence[str | None], top_confusions: int = 10) -> dict:
+def classification_report(gold: Sequence[str | None], predicted: Sequence[str | None], top_confusions: int = 10, *,
+                          top1: Sequence[str] | None = None, confidence: Sequence[float] | None = None,
+                          in_scope_scores: Sequence[float] | None = None) -> dict:
     """Accuracy and macro-F1 over in-scope gold texts, per-label precision/recall/F1,
-    the most confused (gold, predicted) pairs, and out-of-scope precision/recall."""
+    the most confused (gold, predicted) pairs, and out-of-scope precision/recall.
+
+    Optional, per text: ``top1`` (the best label even where the text was rejected) and
+    its ``confidence`` add ``top1_accuracy`` (accuracy without rejection; minus
+    ``accuracy``, what rejection costs) and ``calibration_error`` (top-1 ECE), both over
+    in-scope gold texts; ``in_scope_scores`` add the out-of-scope AUROC."""
     if len(gold) != len(predicted):
         raise ValueError("gold and predicted differ in length")
+    for name, values in (("top1", top1), ("confidence", confidence), ("in_scope_scores", in_scope_scores)):
+        if values is not None and len(values) != len(gold):
+            raise ValueError(f"{name} and gold differ in length")
     in_scope = [(g, p) for g, p in zip(gold, predicted) if g is not None]
     labels = sorted({g for g, _ in in_scope} | {p for p in predicted if p is not None})
     per_label = {}
@@ -39,6 +52,12 @@ def classification_report(gold: Sequence[str | None], predicted: Sequence[str | 
             {"gold": g, "predicted": p, "count": n} for (g, p), n in confusions.most_common(top_confusions)
         ],
     }
+    inside = [i for i, g in enumerate(gold) if g is not None]
+    if top1 is not None:
+        correct = [top1[i] == gold[i] for i in inside]
+        report["top1_accuracy"] = _ratio(sum(correct), len(inside))
+        if confidence is not None:
+            report["calibration_error"] = _top1_calibration_error([confidence[i] for i in inside], correct) if inside else None
     oos_gold = sum(1 for g in gold if g is None)
     oos_predicted = sum(1 for p in predicted if p is None)
     if oos_gold or oos_predicted:
@@ -49,7 +68,20 @@ def classification_report(gold: Sequence[str | None], predicted: Sequence[str | 
             "support": oos_gold,
             "in_scope_rejected": _ratio(sum(1 for g, p in in_scope if p is None), len(in_scope)),
         }
+        if in_scope_scores is not None:
+            outside = [in_scope_scores[i] for i, g in enumerate(gold) if g is None]
+            report["out_of_scope"]["auroc"] = (
+                roc_auc([in_scope_scores[i] for i in inside], outside) if inside and outside else None
+            )
     return report
+
+
+def _top1_calibration_error(confidence: Sequence[float], correct: Sequence[bool]) -> float:
+    import torch
+
+    from models.calibration import top1_calibration_error
+
+    return top1_calibration_error(torch.tensor(confidence), torch.tensor(correct))
 
 
 def roc_auc(positive_scores: Sequence[float], negative_scores: Sequence[float]) -> float:

@@ -208,7 +208,11 @@ class TaskService:
         """Metrics on labelled texts (label None: the text is out of scope)."""
         texts = [text for text, _ in items]
         predicted_version, predictions = self.predict(tenant_id, task_id, texts, 1, version)
-        report = classification_report([label for _, label in items], [p.label for p in predictions])
+        report = classification_report(
+            [label for _, label in items], [p.label for p in predictions],
+            top1=[p.top_k[0][0] for p in predictions], confidence=[p.top_k[0][1] for p in predictions],
+            in_scope_scores=[p.in_scope_score for p in predictions],
+        )
         return predicted_version, report
 
     def export(self, tenant_id: str, task_id: str, version: int | None = None) -> dict:

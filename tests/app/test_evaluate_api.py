@@ -65,6 +65,9 @@ def test_out_of_scope_recall_with_a_threshold_that_rejects_everything(
     assert oos["precision"] == pytest.approx(len(OUT_OF_SCOPE) / (len(LABELLED) + len(OUT_OF_SCOPE)))
     assert oos["in_scope_rejected"] == 1.0
     assert report["accuracy"] == 0.0  # every in-scope text was rejected
+    assert report["top1_accuracy"] == 1.0  # ... but its best label was right: rejection cost all of it
+    assert 0.0 <= report["calibration_error"] <= 1.0
+    assert 0.0 <= oos["auroc"] <= 1.0
     assert {"gold": "weather", "predicted": None, "count": 2} in report["confusions"]
 
     _ok(client.patch(f"/v1/tasks/{task['id']}", json={"oos_threshold": None}, headers=tenant))
@@ -95,3 +98,22 @@ def test_evaluate_is_validated(client: TestClient, tenant: dict[str, str]) -> No
     unknown = client.post("/v1/tasks/0123456789abcdef0123456789abcdef/evaluate", json={"examples": LABELLED},
                           headers=tenant)
     assert unknown.status_code == 404
+
+
+def test_report_says_how_well_scores_are_calibrated_and_separate_out_of_scope_texts(
+    client: TestClient, tenant: dict[str, str]
+) -> None:
+    task = create_task(client, tenant)
+    items = LABELLED + OUT_OF_SCOPE
+    report = _evaluate(client, tenant, task["id"], items)["report"]
+    predictions = _ok(client.post(f"/v1/tasks/{task['id']}/predict",
+                                  json={"texts": [item["text"] for item in items], "top_k": 1}, headers=tenant))["predictions"]
+    inside, outside = predictions[: len(LABELLED)], predictions[len(LABELLED):]
+    # The same figures from the predictions themselves: every top-1 label is right here, so
+    # each bin's error is one minus its mean score, and the whole is one minus the mean score.
+    assert report["top1_accuracy"] == 1.0
+    mean_score = sum(p["top_k"][0]["score"] for p in inside) / len(inside)
+    assert report["calibration_error"] == pytest.approx(1 - mean_score, abs=1e-5)
+    pairs = [(a["in_scope_score"], b["in_scope_score"]) for a in inside for b in outside]
+    expected = sum(1.0 if a > b else 0.5 if a == b else 0.0 for a, b in pairs) / len(pairs)
+    assert report["out_of_scope"]["auroc"] == pytest.approx(expected)
