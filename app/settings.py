@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     max_labels_per_task: int = Field(1_000, ge=2)
     max_label_chars: int = Field(200, ge=1)
     max_predict_texts: int = Field(1_024, ge=1)
+    max_evaluate_texts: int = Field(10_000, ge=1, description="labelled texts in one evaluate call")
     max_top_k: int = Field(50, ge=1)
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
 

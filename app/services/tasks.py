@@ -190,7 +190,11 @@ class TaskService:
 
     def predict(self, tenant_id: str, task_id: str, texts: Sequence[str], top_k: int,
                 version: int | None = None) -> tuple[int, list[Prediction]]:
-        self._check_texts(texts)
+        self._check_texts(texts, limit=self.settings.max_predict_texts)
+        return self._predict(tenant_id, task_id, texts, top_k, version)
+
+    def _predict(self, tenant_id: str, task_id: str, texts: Sequence[str], top_k: int,
+                 version: int | None) -> tuple[int, list[Prediction]]:
         if top_k > self.settings.max_top_k:
             raise LimitExceeded(f"top_k is {top_k}; the limit is {self.settings.max_top_k}")
         task = self._task(tenant_id, task_id)
@@ -201,13 +205,20 @@ class TaskService:
         # so that waiting requests do not hold the database pool.
         self.uow.release()
         PREDICTED_TEXTS.inc(len(texts))
-        return number, self.engine.predict(adapter, texts, top_k, threshold)
+        # In slices of at most a predict call's size, so that one large evaluation queues
+        # like several predict calls and never overflows the batcher's queue.
+        step = self.settings.max_predict_texts
+        predictions: list[Prediction] = []
+        for start in range(0, len(texts), step):
+            predictions += self.engine.predict(adapter, texts[start : start + step], top_k, threshold)
+        return number, predictions
 
     def evaluate(self, tenant_id: str, task_id: str, items: Sequence[tuple[str, str | None]],
                  version: int | None = None) -> tuple[int, dict]:
         """Metrics on labelled texts (label None: the text is out of scope)."""
         texts = [text for text, _ in items]
-        predicted_version, predictions = self.predict(tenant_id, task_id, texts, 1, version)
+        self._check_texts(texts, limit=self.settings.max_evaluate_texts)
+        predicted_version, predictions = self._predict(tenant_id, task_id, texts, 1, version)
         report = classification_report(
             [label for _, label in items], [p.label for p in predictions],
             top1=[p.top_k[0][0] for p in predictions], confidence=[p.top_k[0][1] for p in predictions],
@@ -326,13 +337,13 @@ class TaskService:
         )
 
     # --- validation -------------------------------------------------------------
-    def _check_texts(self, texts: Sequence[str], what: str = "texts") -> None:
+    def _check_texts(self, texts: Sequence[str], limit: int) -> None:
         s = self.settings
-        if len(texts) > s.max_predict_texts:
-            raise LimitExceeded(f"{len(texts)} {what} in one call; the limit is {s.max_predict_texts}")
+        if len(texts) > limit:
+            raise LimitExceeded(f"{len(texts)} texts in one call; the limit is {limit}")
         for i, text in enumerate(texts):
             if len(text) > s.max_text_chars:
-                raise LimitExceeded(f"{what}[{i}] has {len(text)} characters; the limit is {s.max_text_chars}")
+                raise LimitExceeded(f"texts[{i}] has {len(text)} characters; the limit is {s.max_text_chars}")
 
     def _check_change(self, change: Change) -> None:
         s = self.settings

@@ -19,6 +19,7 @@ LIMITS = {
     "max_text_chars": 40,
     "max_label_chars": 20,
     "max_predict_texts": 3,
+    "max_evaluate_texts": 8,
     "max_top_k": 5,
     "max_examples_per_request": 16,
     "max_examples_per_task": 20,
@@ -161,6 +162,24 @@ def test_too_many_predict_texts_or_top_k_is_413(client: TestClient, tenant: Head
     _assert_error(client.post(path, json=over_k, headers=tenant), 413, "limit_exceeded")
     at_limits = {"texts": texts[:-1], "top_k": LIMITS["max_top_k"]}
     assert client.post(path, json=at_limits, headers=tenant).status_code == 200
+
+
+def test_evaluate_has_its_own_limit_and_predicts_in_slices(client: TestClient, tenant: Headers, task: Task) -> None:
+    path = f"/v1/tasks/{task['id']}/evaluate"
+    items = [{"text": text, "label": "music"} for text in ("play a song", "play some jazz", "next song", "louder",
+                                                            "play music", "put on a song", "some music", "a song")]
+    # More texts than one predict call may carry (3), so the service predicts them in slices.
+    report = client.post(path, json={"examples": items}, headers=tenant)
+    assert report.status_code == 200, report.text
+    assert report.json()["report"]["num_texts"] == len(items)
+    predicted = []
+    for start in range(0, len(items), LIMITS["max_predict_texts"]):
+        texts = [item["text"] for item in items[start : start + LIMITS["max_predict_texts"]]]
+        predicted += client.post(f"/v1/tasks/{task['id']}/predict", json={"texts": texts}, headers=tenant).json()["predictions"]
+    accuracy = sum(p["label"] == "music" for p in predicted) / len(items)
+    assert report.json()["report"]["accuracy"] == pytest.approx(accuracy)
+    too_many = items + [{"text": "one more song", "label": "music"}]
+    _assert_error(client.post(path, json={"examples": too_many}, headers=tenant), 413, "limit_exceeded")
 
 
 def test_too_many_examples_in_one_request_is_413(
