@@ -338,7 +338,7 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("--top-k", type=int, default=3)
     predict.add_argument("--version", type=int, default=None, help="pin a version (default: the current one)")
 
-    evaluate = leaf(sub, "evaluate", "evaluate", "accuracy, macro-F1, per-label scores, confusions, out-of-scope recall")
+    evaluate = leaf(sub, "evaluate", "evaluate", "accuracy, macro-F1, calibration error, per-label scores, confusions, out-of-scope recall and AUROC")
     task_id(evaluate)
     evaluate.add_argument("--data", required=True, metavar="FILE",
                           help='JSONL of {"text", "label"}; a null label is out of scope')

@@ -241,8 +241,9 @@ class FewShotClient:
         return self._call("POST", f"/v1/tasks/{task_id}/predict", body)
 
     def evaluate(self, task_id: str, examples: Iterable[ExampleLike], version: int | None = None) -> EvaluateResult:
-        """Accuracy, macro-F1, per-label precision/recall, confusions and (when some
-        gold labels are None, i.e. out of scope) out-of-scope precision/recall."""
+        """Accuracy (with and before rejection), macro-F1, calibration error, per-label
+        precision/recall, confusions and (when some gold labels are None, i.e. out of
+        scope) out-of-scope precision/recall and AUROC."""
         body: dict[str, Any] = {"examples": _examples(examples, allow_none=True)}
         if version is not None:
             body["version"] = version
