@@ -9,7 +9,17 @@ import sys
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
+    from pydantic import ValidationError
 
+    from app.settings import Settings
+
+    try:  # the app reads them again in each worker; refuse bad ones here with one line, not a traceback
+        Settings()
+    except ValidationError as error:
+        problems = "; ".join((f"FEWSHOT_{str(e['loc'][0]).upper()}: " if e["loc"] else "") + e["msg"].removeprefix("Value error, ")
+                             for e in error.errors())
+        print(f"error: {problems}", file=sys.stderr)
+        return 2
     if args.workers > 1 and not os.environ.get("FEWSHOT_ADMIN_KEY"):
         print("error: with --workers > 1 set FEWSHOT_ADMIN_KEY (each worker would otherwise make its own key)",
               file=sys.stderr)
@@ -185,8 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the HTTP server (settings from FEWSHOT_* variables)")
-    serve.add_argument("--host", default=os.environ.get("FEWSHOT_HOST", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("FEWSHOT_PORT", "8000")))
+    serve.add_argument("--host", default=os.environ.get("FEWSHOT_HOST", "127.0.0.1"),
+                       help="address to listen on (default: FEWSHOT_HOST or 127.0.0.1; 0.0.0.0 for every interface)")
+    serve.add_argument("--port", type=int, default=int(os.environ.get("FEWSHOT_PORT", "8000")),
+                       help="port (default: FEWSHOT_PORT or 8000)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (each loads the encoder)")
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(run=_serve)
@@ -196,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(run=_migrate)
 
     algorithms = ("protonet", "fomaml", "reptile", "maml-head", "metasgd")
-    meta = commands.add_parser("meta-train", help="meta-train a checkpoint (LoRA on the encoder + learned inner loop)")
+    meta = commands.add_parser("meta-train", help="meta-train a checkpoint (a layer mix or LoRA on the encoder, and the inner loop)")
     meta.add_argument("--train-data", action="append", required=True, metavar="DIR",
                       help="data set folder with train.jsonl and valid.jsonl (repeat to mix data sets)")
     meta.add_argument("--algorithm", choices=algorithms, default="protonet")
@@ -271,7 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--queries", type=int, default=10, help="test queries per class and episode")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--out", default=None, help="default: runs/eval/<data set>")
-    evaluate.add_argument("--no-record", dest="record", action="store_false", help="do not add the figures to the manifests")
+    evaluate.add_argument("--record", action="store_true",
+                          help="also add the figures to each checkpoint's manifest.json (rewrites that file)")
+    evaluate.add_argument("--no-record", dest="record", action="store_false", help=argparse.SUPPRESS)  # the default
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--encoder-dir", default=None)
     evaluate.add_argument("--cache-dir", default="runs/cache")

@@ -61,7 +61,7 @@ class Settings(BaseSettings):
             problems = []
             if self.admin_key is None or len(self.admin_key.get_secret_value()) < 24:
                 problems.append("FEWSHOT_ADMIN_KEY must be set to at least 24 characters")
-            if self.database_url.startswith("sqlite") and ":memory:" in self.database_url:
+            if _is_in_memory_sqlite(self.database_url):
                 problems.append("an in-memory database loses every task on restart")
             if problems:
                 raise ValueError("unsafe production settings: " + "; ".join(problems))
@@ -78,3 +78,18 @@ class Settings(BaseSettings):
         }
         values.update({key: value for key, value in overrides.items() if value is not None})
         return InnerLoopConfig.from_dict(values)
+
+
+def _is_in_memory_sqlite(database_url: str) -> bool:
+    """``sqlite://``, ``sqlite:///`` and ``sqlite:///:memory:`` (any driver, any query
+    string, SQLAlchemy's ``mode=memory`` URIs too) all name a database that lives in memory."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(database_url)
+    except Exception:  # noqa: BLE001 - an unparsable URL fails later with its own error
+        return False
+    if url.get_backend_name() != "sqlite":
+        return False
+    database = url.database or ""
+    return database in ("", ":memory:") or "mode=memory" in database or url.query.get("mode") == "memory"

@@ -41,7 +41,9 @@ def classification_report(gold: Sequence[str | None], predicted: Sequence[str | 
         f1 = (2 * precision * recall / (precision + recall)) if precision and recall else 0.0
         per_label[label] = {"precision": precision, "recall": recall, "f1": f1, "support": gold_count}
     gold_labels = sorted({g for g, _ in in_scope})
-    confusions = Counter((g, p) for g, p in in_scope if g != p)
+    # Out-of-scope texts taken for a label are confusions too (gold None), as are
+    # in-scope texts rejected (predicted None).
+    confusions = Counter((g, p) for g, p in zip(gold, predicted) if g != p)
     report: dict = {
         "num_texts": len(gold),
         "num_in_scope": len(in_scope),

@@ -69,13 +69,17 @@ def test_meta_train_then_evaluate_on_another_data_set(tiny: dict[str, Path], tmp
                  "--queries", "2", "--out", str(results), "--encoder-dir", str(tiny["encoder"]), "--device", "cpu",
                  "--cache-dir", str(tiny["root"] / "cache"), "--no-progress"])
     assert code == 0
+    assert "beta" not in json.loads((out / "manifest.json").read_text()).get("evaluation", {})  # recording is opt-in
     table = (results / "results.md").read_text()
     assert "bare" in table and "ckpt" in table and "fixed 5-shot" in table
     figures = json.loads((results / "results.json").read_text())["results"]
     assert [row["name"] for row in figures] == ["bare", "ckpt"]
     assert figures[0]["episodes"]["5"]["n"] == 5 and 0 <= figures[1]["fixed"]["10"] <= 1
     assert (results / "results.png").is_file() or not HAS_MATPLOTLIB
-    assert "beta" in json.loads((out / "manifest.json").read_text())["evaluation"]
+    code = main(["evaluate", "--data", str(tiny["beta"]), "--checkpoint", str(out), "--episodes", "5", "--ways", "3",
+                 "--queries", "2", "--out", str(results), "--encoder-dir", str(tiny["encoder"]), "--device", "cpu",
+                 "--cache-dir", str(tiny["root"] / "cache"), "--no-progress", "--record"])
+    assert code == 0 and "beta" in json.loads((out / "manifest.json").read_text())["evaluation"]
 
 
 def test_resume_flag_continues_a_run(tiny: dict[str, Path], tmp_path: Path) -> None:

@@ -26,6 +26,19 @@ def test_production_refuses_unsafe_defaults() -> None:
     assert Settings(_env_file=None, environment="production", admin_key="k" * 32).environment == "production"
 
 
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "sqlite:///:memory:", "sqlite+pysqlite://",
+                                 "sqlite:///file:tasks?mode=memory&uri=true"])
+def test_production_refuses_every_spelling_of_an_in_memory_database(url: str) -> None:
+    with pytest.raises(ValidationError, match="in-memory"):
+        Settings(_env_file=None, environment="production", admin_key="k" * 32, database_url=url)
+
+
+@pytest.mark.parametrize("url", ["sqlite:///./fewshot.db", "sqlite:////var/lib/fewshot/tasks.db",
+                                 "postgresql+psycopg://fewshot:secret@db:5432/fewshot"])
+def test_production_accepts_databases_on_disk(url: str) -> None:
+    assert Settings(_env_file=None, environment="production", admin_key="k" * 32, database_url=url).database_url == url
+
+
 def test_admin_key_is_secret() -> None:
     settings = Settings(_env_file=None, admin_key="super-secret-admin-key-value")
     assert "super-secret" not in repr(settings)

@@ -52,3 +52,10 @@ def test_report_auroc_is_none_without_both_kinds_of_texts() -> None:
 def test_report_refuses_inputs_of_other_lengths() -> None:
     with pytest.raises(ValueError, match="confidence"):
         classification_report(["a"], ["a"], top1=["a"], confidence=[0.5, 0.5])
+
+
+def test_confusions_include_rejected_and_wrongly_accepted_texts() -> None:
+    report = classification_report(["a", "a", None, None, "b"], [None, "a", "b", "b", "a"])
+    assert report["confusions"] == [{"gold": None, "predicted": "b", "count": 2},
+                                    {"gold": "a", "predicted": None, "count": 1},
+                                    {"gold": "b", "predicted": "a", "count": 1}]
