@@ -13,7 +13,8 @@ from app.schemas import (
     LabelScore, PredictIn, PredictionOut, PredictOut, Rollback, TaskCreate, TaskDocument, TaskList, TaskOut,
     TaskUpdate, VersionList, VersionOut,
 )
-from app.services.tasks import UNSET, Change, TaskService, _utc
+from app.services.changes import Change
+from app.services.tasks import UNSET, TaskService, _utc
 
 router = APIRouter(
     prefix="/v1/tasks",

@@ -19,6 +19,7 @@ from app.db.tables import AdapterVersion, Example, Task
 from app.errors import Conflict, InvalidInput, LimitExceeded, NotFound
 from app.metrics import PREDICTED_TEXTS
 from app.repositories.tasks import TaskRepository
+from app.services.changes import Change, Limits
 from app.services.content import AdapterBuilder, VersionContent
 from app.services.engine import AdaptationEngine
 from app.settings import Settings
@@ -27,20 +28,6 @@ from models.classifier import Prediction
 from models.metrics import classification_report
 
 UNSET = object()
-
-
-@dataclass(frozen=True)
-class Change:
-    """A client's change: labelled examples, declared labels (name -> description or
-    None), out-of-scope example texts and unlabelled texts."""
-
-    examples: Sequence[tuple[str, str]] = ()
-    labels: dict[str, str | None] | None = None
-    out_of_scope: Sequence[str] = ()
-    unlabelled: Sequence[str] = ()
-
-    def __bool__(self) -> bool:
-        return bool(self.examples or self.labels or self.out_of_scope or self.unlabelled)
 
 
 @dataclass(frozen=True)
@@ -69,15 +56,16 @@ class TaskService:
         self.engine = engine
         self.settings = settings
         self.builder = AdapterBuilder(engine, self.tasks)
+        self.limits = Limits(settings)
 
     # --- commands ---------------------------------------------------------------
     def create(self, tenant_id: str, name: str, change: Change, oos_threshold: float | None = None) -> TaskView:
-        self._check_change(change)
+        self.limits.check_change(change)
         task = self.tasks.add(uuid.uuid4().hex, tenant_id, name)
         task.oos_threshold_override = oos_threshold
         started = time.perf_counter()
         content = VersionContent(self._add_examples(task, 1, change), _descriptions({}, change.labels))
-        self._check_content(content)
+        self.limits.check_content(content)
         adapter, _ = self.builder.build(content)
         row = self._write_version(task, 1, content, adapter, _ms_since(started), "create", None)
         self.uow.commit()
@@ -90,7 +78,7 @@ class TaskService:
         adapted afresh instead."""
         if not change:
             raise InvalidInput("nothing to add: give examples, labels, out_of_scope or unlabelled texts")
-        self._check_change(change)
+        self.limits.check_change(change)
         task = self._task(tenant_id, task_id, for_update=True)
         current = self._version(task, task.version)
         previous = self.adapter(task, current)
@@ -99,7 +87,7 @@ class TaskService:
         started = time.perf_counter()
         added = self._add_examples(task, version, change)
         content = VersionContent(old.examples + added, _descriptions(old.label_descriptions, change.labels))
-        self._check_content(content)
+        self.limits.check_content(content)
         adapter, _ = self.builder.build(content, previous=None if change.unlabelled else previous)
         return self._commit_version(task, version, content, adapter, _ms_since(started), "append", current.version)
 
@@ -130,7 +118,7 @@ class TaskService:
         kept = [row for row in old.examples if kept_row(row)]
         descriptions = {k: v for k, v in old.label_descriptions.items() if k not in drop_labels}
         content = VersionContent(kept, descriptions)
-        self._check_content(content)
+        self.limits.check_content(content)
         adapter, ms = self.builder.build(content)
         version = self.tasks.latest_version(task.id) + 1
         return self._commit_version(task, version, content, adapter, ms, "remove", current.version)
@@ -190,7 +178,7 @@ class TaskService:
 
     def predict(self, tenant_id: str, task_id: str, texts: Sequence[str], top_k: int,
                 version: int | None = None) -> tuple[int, list[Prediction]]:
-        self._check_texts(texts, limit=self.settings.max_predict_texts)
+        self.limits.check_texts(texts, self.settings.max_predict_texts)
         return self._predict(tenant_id, task_id, texts, top_k, version)
 
     def _predict(self, tenant_id: str, task_id: str, texts: Sequence[str], top_k: int,
@@ -217,7 +205,7 @@ class TaskService:
                  version: int | None = None) -> tuple[int, dict]:
         """Metrics on labelled texts (label None: the text is out of scope)."""
         texts = [text for text, _ in items]
-        self._check_texts(texts, limit=self.settings.max_evaluate_texts)
+        self.limits.check_texts(texts, self.settings.max_evaluate_texts)
         predicted_version, predictions = self._predict(tenant_id, task_id, texts, 1, version)
         report = classification_report(
             [label for _, label in items], [p.label for p in predictions],
@@ -335,52 +323,6 @@ class TaskService:
             task.oos_threshold_override if task.oos_threshold_override is not None else row.oos_threshold,
             task.oos_threshold_override, _utc(task.created_at), _utc(task.updated_at),
         )
-
-    # --- validation -------------------------------------------------------------
-    def _check_texts(self, texts: Sequence[str], limit: int) -> None:
-        s = self.settings
-        if len(texts) > limit:
-            raise LimitExceeded(f"{len(texts)} texts in one call; the limit is {limit}")
-        for i, text in enumerate(texts):
-            if len(text) > s.max_text_chars:
-                raise LimitExceeded(f"texts[{i}] has {len(text)} characters; the limit is {s.max_text_chars}")
-
-    def _check_change(self, change: Change) -> None:
-        s = self.settings
-        count = len(change.examples) + len(change.out_of_scope) + len(change.unlabelled)
-        if count > s.max_examples_per_request:
-            raise LimitExceeded(f"{count} examples in one request; the limit is {s.max_examples_per_request}")
-        for i, (text, label) in enumerate(change.examples):
-            if len(text) > s.max_text_chars:
-                raise LimitExceeded(f"examples[{i}].text has {len(text)} characters; the limit is {s.max_text_chars}")
-            if len(label) > s.max_label_chars:
-                raise LimitExceeded(f"examples[{i}].label has {len(label)} characters; the limit is {s.max_label_chars}")
-        for field, texts in (("out_of_scope", change.out_of_scope), ("unlabelled", change.unlabelled)):
-            for i, text in enumerate(texts):
-                if len(text) > s.max_text_chars:
-                    raise LimitExceeded(f"{field}[{i}] has {len(text)} characters; the limit is {s.max_text_chars}")
-        for name, description in (change.labels or {}).items():
-            if len(name) > s.max_label_chars:
-                raise LimitExceeded(f"label {name[:40]!r}... has {len(name)} characters; the limit is {s.max_label_chars}")
-            if description and len(description) > s.max_text_chars:
-                raise LimitExceeded(f"the description of {name!r} is over {s.max_text_chars} characters")
-
-    def _check_content(self, content: VersionContent) -> None:
-        s = self.settings
-        unlabelled = len(content.unlabelled)
-        examples = len(content.examples) - unlabelled
-        if examples > s.max_examples_per_task:
-            raise LimitExceeded(f"a task may hold {s.max_examples_per_task} examples; this change makes {examples}")
-        if unlabelled > s.max_unlabelled_per_task:
-            raise LimitExceeded(
-                f"a task may hold {s.max_unlabelled_per_task} unlabelled texts; this change makes {unlabelled}"
-            )
-        labels = content.labels
-        if len(labels) > s.max_labels_per_task:
-            raise LimitExceeded(f"a task may have {s.max_labels_per_task} labels; this change makes {len(labels)}")
-        if len(labels) < 2:
-            raise InvalidInput("a task needs at least two labels, each with an example or a declared name/description")
-
 
 def _descriptions(old: dict[str, str], declared: dict[str, str | None] | None) -> dict[str, str]:
     merged = dict(old)
