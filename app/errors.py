@@ -62,9 +62,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:
-        return JSONResponse(
-            error_body("validation_error", jsonable_encoder(error.errors())), status_code=422
-        )
+        # Where and why, not the input itself: echoing it back could be megabytes (a whole
+        # import document) or not encodable at all (a lone surrogate would fail as a 500).
+        problems = [{"type": e["type"], "loc": list(e["loc"]), "msg": e["msg"]} for e in error.errors()]
+        return JSONResponse(error_body("validation_error", jsonable_encoder(problems)), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:

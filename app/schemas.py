@@ -5,9 +5,36 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-Text = Annotated[str, Field(min_length=1)]
+MAX_INT32 = 2**31 - 1  # versions and example ids are 32-bit columns in every database
+
+
+def _storable(value: str) -> str:
+    """Refuse what no database column can hold: NUL characters (PostgreSQL text) and
+    lone UTF-16 surrogates (not encodable as UTF-8)."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (it has a lone surrogate)") from None
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must contain a character other than white space")
+    return value
+
+
+SafeStr = Annotated[str, AfterValidator(_storable)]
+"""Any storable string (a text to classify may be empty)."""
+Text = Annotated[str, Field(min_length=1), AfterValidator(_storable), AfterValidator(_not_blank)]
+"""A stored text, label or name: storable and not blank."""
+Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_storable), AfterValidator(_not_blank)]
+Version = Annotated[int, Field(ge=1, le=MAX_INT32)]
+Threshold = Annotated[float, Field(allow_inf_nan=False)]
 UNLABELLED_HELP = "texts without labels (e.g. past tickets); they refine the label prototypes, most useful with 0-2 examples per label"
 
 
@@ -18,7 +45,7 @@ class ErrorBody(BaseModel):
 
 class TenantCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
 
 
 class TenantCreated(BaseModel):
@@ -29,24 +56,24 @@ class TenantCreated(BaseModel):
 
 class ExampleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    text: str = Field(min_length=1, description="the utterance (limit: FEWSHOT_MAX_TEXT_CHARS)")
-    label: str = Field(min_length=1, description="its intent label (limit: FEWSHOT_MAX_LABEL_CHARS)")
+    text: Text = Field(description="the utterance (limit: FEWSHOT_MAX_TEXT_CHARS)")
+    label: Text = Field(description="its intent label (limit: FEWSHOT_MAX_LABEL_CHARS)")
 
 
 class LabelIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, description="the label")
-    description: str | None = Field(None, description="what it means; used as a zero-shot prototype (default: the name)")
+    name: Text = Field(description="the label")
+    description: SafeStr | None = Field(None, description="what it means; used as a zero-shot prototype (default: the name)")
 
 
 class TaskCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     examples: list[ExampleIn] = Field(default_factory=list, description="labelled examples")
     labels: list[LabelIn] = Field(default_factory=list, description="declared labels; may have no examples (zero-shot)")
     out_of_scope: list[Text] = Field(default_factory=list, description="texts that belong to no label (negatives)")
     unlabelled: list[Text] = Field(default_factory=list, description=UNLABELLED_HELP)
-    oos_threshold: float | None = Field(None, description="override of the calibrated out-of-scope threshold")
+    oos_threshold: Threshold | None = Field(None, description="override of the calibrated out-of-scope threshold")
 
 
 class ExamplesAppend(BaseModel):
@@ -59,20 +86,21 @@ class ExamplesAppend(BaseModel):
 
 class ExamplesRemove(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    example_ids: list[int] = Field(default_factory=list, description="ids from GET /v1/tasks/{id}/examples")
-    labels: list[str] = Field(default_factory=list, description="labels to drop with all their examples")
+    example_ids: list[Annotated[int, Field(ge=1, le=MAX_INT32)]] = Field(
+        default_factory=list, description="ids from GET /v1/tasks/{id}/examples")
+    labels: list[SafeStr] = Field(default_factory=list, description="labels to drop with all their examples")
     unlabelled: bool = Field(False, description="drop every unlabelled text")
 
 
 class Rollback(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    version: int = Field(ge=1, description="the earlier version whose content becomes the new version")
+    version: Version = Field(description="the earlier version whose content becomes the new version")
 
 
 class TaskUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(None, min_length=1, max_length=200)
-    oos_threshold: float | None = Field(None, description="set the override; null clears it")
+    name: Name | None = None
+    oos_threshold: Threshold | None = Field(None, description="set the override; null clears it")
 
 
 class TaskOut(BaseModel):
@@ -127,9 +155,9 @@ class ExampleList(BaseModel):
 
 class PredictIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    texts: list[str] = Field(min_length=1)
+    texts: list[SafeStr] = Field(min_length=1)
     top_k: int = Field(3, ge=1)
-    version: int | None = Field(None, ge=1, description="pin a version (default: the current one)")
+    version: Version | None = Field(None, description="pin a version (default: the current one)")
 
 
 class LabelScore(BaseModel):
@@ -154,14 +182,14 @@ class PredictOut(BaseModel):
 
 class EvaluateExample(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    text: str = Field(min_length=1)
-    label: str | None = Field(description="gold label; null marks an out-of-scope text")
+    text: SafeStr = Field(min_length=1, description="a labelled text (an empty one is a data error here)")
+    label: Text | None = Field(description="gold label; null marks an out-of-scope text")
 
 
 class EvaluateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     examples: list[EvaluateExample] = Field(min_length=1)
-    version: int | None = Field(None, ge=1)
+    version: Version | None = None
 
 
 class EvaluateOut(BaseModel):
@@ -171,15 +199,18 @@ class EvaluateOut(BaseModel):
 
 
 class TaskSettings(BaseModel):
-    oos_threshold: float | None = Field(None, description="the out-of-scope threshold override, if any")
+    model_config = ConfigDict(extra="forbid")
+    oos_threshold: Threshold | None = Field(None, description="the out-of-scope threshold override, if any")
 
 
 class TaskDocument(BaseModel):
-    """A whole task as one JSON document, for moving it between deployments."""
+    """A whole task as one JSON document, for moving it between deployments. Unknown
+    keys are refused (a misspelt one would otherwise lose its data silently)."""
 
-    format: str = Field("fewshot-task", pattern="^fewshot-task$")
-    format_version: int = Field(1, ge=1, le=2, description="2 when the document has unlabelled texts")
-    name: str = Field(min_length=1, max_length=200)
+    model_config = ConfigDict(extra="forbid")
+    format: str = Field(pattern="^fewshot-task$")
+    format_version: int = Field(ge=1, le=2, description="2 when the document has unlabelled texts")
+    name: Name
     version: int | None = Field(None, description="the exported version (ignored on import)")
     labels: list[LabelIn] = Field(default_factory=list)
     examples: list[ExampleIn] = Field(default_factory=list)

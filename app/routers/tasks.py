@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from app.deps import current_tenant, get_task_service
 from app.schemas import (
-    ErrorBody, EvaluateIn, EvaluateOut, ExampleList, ExampleOut, ExamplesAppend, ExamplesRemove,
+    MAX_INT32, ErrorBody, EvaluateIn, EvaluateOut, ExampleList, ExampleOut, ExamplesAppend, ExamplesRemove,
     LabelScore, PredictIn, PredictionOut, PredictOut, Rollback, TaskCreate, TaskDocument, TaskList, TaskOut,
     TaskUpdate, VersionList, VersionOut,
 )
@@ -49,7 +49,8 @@ def import_task(body: TaskDocument, tenant: Tenant, tasks: Tasks) -> TaskOut:
 
 @router.get("", response_model=TaskList, summary="List this tenant's tasks")
 def list_tasks(
-    tenant: Tenant, tasks: Tasks, limit: Annotated[int, Query(ge=1, le=500)] = 100, offset: Annotated[int, Query(ge=0)] = 0
+    tenant: Tenant, tasks: Tasks, limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT32)] = 0
 ) -> TaskList:
     views, total = tasks.list(tenant, limit, offset)
     return TaskList(tasks=[TaskOut(**asdict(view)) for view in views], total=total)
@@ -80,7 +81,7 @@ def append_examples(task_id: str, body: ExamplesAppend, tenant: Tenant, tasks: T
 
 @router.get("/{task_id}/examples", response_model=ExampleList, summary="The examples of a version, with their ids")
 def list_examples(task_id: str, tenant: Tenant, tasks: Tasks,
-                  version: Annotated[int | None, Query(ge=1)] = None) -> ExampleList:
+                  version: Annotated[int | None, Query(ge=1, le=MAX_INT32)] = None) -> ExampleList:
     number, content = tasks.content(tenant, task_id, version)
     examples = [ExampleOut(id=r.id, text=r.text, label=r.label if r.kind == "labelled" else None, kind=r.kind)
                 for r in content.examples]
@@ -133,5 +134,5 @@ def evaluate(task_id: str, body: EvaluateIn, tenant: Tenant, tasks: Tasks) -> Ev
 
 @router.get("/{task_id}/export", response_model=TaskDocument, summary="The task as one JSON document")
 def export_task(task_id: str, tenant: Tenant, tasks: Tasks,
-                version: Annotated[int | None, Query(ge=1)] = None) -> TaskDocument:
+                version: Annotated[int | None, Query(ge=1, le=MAX_INT32)] = None) -> TaskDocument:
     return TaskDocument(**tasks.export(tenant, task_id, version))

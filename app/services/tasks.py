@@ -6,11 +6,13 @@ a failure leaves nothing behind."""
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
 
@@ -28,6 +30,23 @@ from models.classifier import Prediction
 from models.metrics import classification_report
 
 UNSET = object()
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def conflicts_are_409(method: Method) -> Method:
+    """A concurrent writer that got there first shows up as an ``IntegrityError`` at a
+    flush or at the commit (version numbers are unique per task; a task deleted meanwhile
+    takes its rows' foreign key with it). SQLite ignores ``SELECT ... FOR UPDATE``, so
+    there this is the only guard: the request fails whole with 409, to be retried."""
+
+    @functools.wraps(method)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except IntegrityError as error:
+            raise Conflict("the task was changed by a concurrent request; retry") from error
+
+    return guarded  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -72,6 +91,7 @@ class TaskService:
         self._cache(task, row, adapter)
         return self._view(task, row)
 
+    @conflicts_are_409
     def append(self, tenant_id: str, task_id: str, change: Change) -> TaskView:
         """Continual update: adapts from the current adapter, with the proximal pull toward it.
         New unlabelled texts move every label's starting prototype, so that change is
@@ -91,6 +111,7 @@ class TaskService:
         adapter, _ = self.builder.build(content, previous=None if change.unlabelled else previous)
         return self._commit_version(task, version, content, adapter, _ms_since(started), "append", current.version)
 
+    @conflicts_are_409
     def remove(self, tenant_id: str, task_id: str, example_ids: Sequence[int], labels: Sequence[str],
                unlabelled: bool = False) -> TaskView:
         """A new version without these examples and labels (and, with ``unlabelled``,
@@ -106,6 +127,8 @@ class TaskService:
         missing = sorted(set(labels) - set(old.labels))
         if missing:
             raise NotFound(f"labels not in version {current.version}: {missing[:10]}")
+        if unlabelled and not old.unlabelled:
+            raise NotFound(f"no unlabelled texts in version {current.version}")
         drop_ids, drop_labels = set(example_ids), set(labels)
 
         def kept_row(row: Example) -> bool:
@@ -123,6 +146,7 @@ class TaskService:
         version = self.tasks.latest_version(task.id) + 1
         return self._commit_version(task, version, content, adapter, ms, "remove", current.version)
 
+    @conflicts_are_409
     def rollback(self, tenant_id: str, task_id: str, to_version: int) -> TaskView:
         """A new version with exactly the content (and adapter) of an earlier one."""
         task = self._task(tenant_id, task_id, for_update=True)
@@ -138,9 +162,10 @@ class TaskService:
         )
         self.tasks.add_version(row)
         task.version = version
-        self._commit()
+        self.uow.commit()
         return self._view(task, row)
 
+    @conflicts_are_409
     def update(self, tenant_id: str, task_id: str, name: str | None, oos_threshold: object = UNSET) -> TaskView:
         """Rename, or set/clear the task's out-of-scope threshold override (not versioned)."""
         task = self._task(tenant_id, task_id, for_update=True)
@@ -149,9 +174,10 @@ class TaskService:
         if oos_threshold is not UNSET:
             task.oos_threshold_override = oos_threshold  # type: ignore[assignment]
         self.tasks.session.flush()
-        self._commit()
+        self.uow.commit()
         return self._view(task, self._version(task, task.version))
 
+    @conflicts_are_409
     def delete(self, tenant_id: str, task_id: str) -> None:
         task = self._task(tenant_id, task_id)
         self.tasks.delete(task)
@@ -284,15 +310,10 @@ class TaskService:
                         change: str, parent: int | None) -> TaskView:
         row = self._write_version(task, version, content, adapter, ms, change, parent)
         task.updated_at = datetime.now(timezone.utc)
-        self._commit()
+        self.uow.commit()
         self._cache(task, row, adapter)
         return self._view(task, row)
 
-    def _commit(self) -> None:
-        try:
-            self.uow.commit()
-        except IntegrityError as error:
-            raise Conflict("the task was changed by a concurrent request; retry") from error
 
     def _cache(self, task: Task, row: AdapterVersion, adapter: Adapter) -> None:
         self.engine.cache.put((task.id, row.version, adapter.encoder_fingerprint), adapter)
