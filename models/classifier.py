@@ -52,6 +52,7 @@ def fit_adapter(
     calibrated: bool = False,
     reject_quantile: float = 0.05,
     unlabelled: torch.Tensor | None = None,
+    prompts: torch.Tensor | None = None,
 ) -> Adapter:
     """Adapt a head to support embeddings; labels are sorted so the order is stable.
 
@@ -66,6 +67,9 @@ def fit_adapter(
     starting prototypes toward the texts they claim (:func:`models.head.refine_with_unlabelled`,
     semi-supervised prototypes); it changes only where adaptation starts, so the adapter's
     format and the out-of-scope model are the same with or without it.
+
+    ``prompts`` (a boolean per row) marks label names/descriptions standing in for
+    examples: fitted like examples, never held out for calibration.
     """
     label_order = tuple(sorted(set(labels)))
     index = {label: i for i, label in enumerate(label_order)}
@@ -80,7 +84,7 @@ def fit_adapter(
     params = adapt(embeddings, targets, len(label_order), loop, init=start)
     oos_model = fit_out_of_scope(embeddings, targets, len(label_order))
     calibration = (
-        calibrate(embeddings, targets, len(label_order), config, oos_model, negatives, reject_quantile)
+        calibrate(embeddings, targets, len(label_order), config, oos_model, negatives, reject_quantile, prompts)
         if calibrated
         else TaskCalibration()
     )

@@ -85,6 +85,7 @@ class AdapterBuilder:
         new_labels = previous is None or not set(row.label for row in in_scope).union(names) <= set(previous.labels)
         pool = self.embeddings(unlabelled) if unlabelled and new_labels else None
         labels = [row.label for row in in_scope] + names
+        prompt_rows = torch.arange(len(labels), device=support.device) >= len(in_scope)
         adapter, _ = self.engine.fit(support, labels, previous=previous, negatives=negative_embeddings,
-                                     unlabelled=pool)
+                                     unlabelled=pool, prompts=prompt_rows)
         return adapter, (time.perf_counter() - started) * 1000

@@ -72,15 +72,17 @@ class AdaptationEngine:
         previous: Adapter | None = None,
         negatives: torch.Tensor | None = None,
         unlabelled: torch.Tensor | None = None,
+        prompts: torch.Tensor | None = None,
     ) -> tuple[Adapter, float]:
         """A calibrated adapter (continual from ``previous`` when given) and its time in ms;
-        ``unlabelled`` embeddings refine the starting prototypes."""
+        ``unlabelled`` embeddings refine the starting prototypes; ``prompts`` marks the
+        rows that are label names/descriptions (never held out for calibration)."""
         started = time.perf_counter()
 
         def run() -> Adapter:
             adapter = fit_adapter(embeddings, labels, self.config, self.fingerprint, previous=previous,
                                   negatives=negatives, calibrated=True, reject_quantile=self.reject_quantile,
-                                  unlabelled=unlabelled)
+                                  unlabelled=unlabelled, prompts=prompts)
             if adapter.params["weight"].is_cuda:
                 torch.cuda.synchronize()
             return adapter

@@ -90,3 +90,15 @@ def test_zero_shot_labels_are_validated(client: TestClient, tenant: dict[str, st
         response = client.post("/v1/tasks", json=body, headers=tenant)
         assert response.status_code == 422 and response.json()["error"] == "validation_error", body
     assert _ok(client.get("/v1/tasks", headers=tenant))["total"] == 0
+
+
+def test_label_descriptions_are_never_held_out_for_the_temperature(client: TestClient, tenant: dict[str, str]) -> None:
+    """With one example per label plus its description nothing real can be held out, so
+    the temperature stays 1.0 (held-out descriptions used to set it); the out-of-scope
+    threshold still comes from every row."""
+    one_each = [{"text": next(text for text, gold in SYNTHETIC_QUERIES if gold == label), "label": label}
+                for label in DESCRIPTIONS]
+    task = _ok(client.post("/v1/tasks", json={"name": "one-shot", "labels": LABELS, "examples": one_each},
+                           headers=tenant), 201)
+    assert task["num_examples"] == len(DESCRIPTIONS)
+    assert task["temperature"] == 1.0 and task["oos_threshold"] is not None

@@ -10,6 +10,7 @@ from models.calibration import (
     expected_calibration_error,
     fit_temperature,
     rejection_quantile,
+    stratified_folds,
 )
 from models.inner_loop import InnerLoopConfig
 from models.out_of_scope import fit_out_of_scope
@@ -89,3 +90,40 @@ def test_negatives_near_the_classes_raise_the_threshold() -> None:
     with_negatives = calibrate(embeddings, targets, 3, InnerLoopConfig(steps=10), oos_model, negatives=borderline)
     assert plain.oos_threshold is not None and with_negatives.oos_threshold is not None
     assert with_negatives.oos_threshold >= plain.oos_threshold
+
+
+def test_prompt_rows_are_never_held_out() -> None:
+    targets = torch.tensor([0, 0, 0, 1, 1, 1, 0, 1])
+    prompts = torch.tensor([False] * 6 + [True] * 2)
+    fold = stratified_folds(targets, 2, holdable=~prompts)
+    assert (fold[prompts] == -1).all()
+    for label in (0, 1):  # the three real examples of each label are split 2 + 1
+        members = fold[:6][targets[:6] == label]
+        assert (members >= 0).all() and sorted(members.tolist()) in ([0, 0, 1], [0, 1, 1])
+    # One example per label plus its prompt: nothing can be held out.
+    assert (stratified_folds(torch.tensor([0, 1, 0, 1]), 2, holdable=torch.tensor([True, True, False, False])) == -1).all()
+
+
+def test_prompts_leave_the_temperature_to_the_examples_and_the_threshold_to_every_row() -> None:
+    """Label prompts far from their examples (as names are from customers' texts) would
+    make a held-out fit look wrong and inflate the temperature; marked as prompts they
+    are trained on only. The out-of-scope threshold still comes from all rows."""
+    generator = torch.Generator().manual_seed(0)
+    centres = torch.eye(8)[:2] * 3
+    examples = torch.cat([centres[0] + 0.3 * torch.randn(6, 8, generator=generator),
+                          centres[1] + 0.3 * torch.randn(6, 8, generator=generator)])
+    names = -centres + 0.1 * torch.randn(2, 8, generator=generator)  # nowhere near their examples
+    embeddings = torch.nn.functional.normalize(torch.cat([examples, names]), dim=-1)
+    targets = torch.tensor([0] * 6 + [1] * 6 + [0, 1])
+    prompts = torch.tensor([False] * 12 + [True] * 2)
+    config = InnerLoopConfig(steps=5, learning_rate=0.5, proximal=0.1, scale=10.0)
+    oos_model = fit_out_of_scope(embeddings, targets, 2)
+    with_prompts = calibrate(embeddings, targets, 2, config, oos_model, prompts=prompts)
+    held_out_too = calibrate(embeddings, targets, 2, config, oos_model)
+    assert with_prompts.oos_threshold == held_out_too.oos_threshold
+    assert with_prompts.temperature < held_out_too.temperature  # the held-out names looked uncertain
+    # One example per label plus its name: no temperature to fit (1.0), but a threshold.
+    one_shot = calibrate(embeddings[[0, 6, 12, 13]], targets[[0, 6, 12, 13]], 2, config,
+                         fit_out_of_scope(embeddings[[0, 6, 12, 13]], targets[[0, 6, 12, 13]], 2),
+                         prompts=prompts[[0, 6, 12, 13]])
+    assert one_shot.temperature == 1.0 and one_shot.oos_threshold is not None
