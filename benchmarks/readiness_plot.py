@@ -13,13 +13,15 @@ from pathlib import Path
 import torch
 
 
-def reliability(confidence: torch.Tensor, correct: torch.Tensor, bins: int = 15) -> tuple[list[float], list[float], list[int]]:
-    """Mean confidence, accuracy and count per equal-width confidence bin (empty bins left out)."""
+def reliability(confidence: torch.Tensor, correct: torch.Tensor, bins: int = 15,
+                min_count: int = 10) -> tuple[list[float], list[float], list[int]]:
+    """Mean confidence, accuracy and count per equal-width confidence bin (the bins of the
+    ECE); bins with fewer than ``min_count`` texts are left out (their share is noise)."""
     index = (confidence * bins).long().clamp(0, bins - 1)
     means, accuracies, counts = [], [], []
     for b in range(bins):
         members = index == b
-        if members.any():
+        if int(members.sum()) >= min_count:
             means.append(float(confidence[members].mean()))
             accuracies.append(float(correct[members].float().mean()))
             counts.append(int(members.sum()))
@@ -37,7 +39,7 @@ def plot_readiness(confidence: torch.Tensor, correct: torch.Tensor, in_scores: t
     fig, (calibration, rejection, shots) = plt.subplots(1, 3, figsize=(15, 4.2))
     means, accuracies, counts = reliability(confidence, correct)
     calibration.plot([0, 1], [0, 1], ":", color="grey", label="perfect calibration")
-    calibration.plot(means, accuracies, "o-", label=f"in-scope test texts (ECE {ece:.4f})")
+    calibration.plot(means, accuracies, "o-", label=f"in-scope test texts (ECE {ece:.4f}; bins of >= 10 texts)")
     for x, y, n in zip(means, accuracies, counts):
         calibration.annotate(str(n), (x, y), textcoords="offset points", xytext=(0, -11), fontsize=6, ha="center")
     calibration.set(xlabel="top-1 score (mean per bin)", ylabel="share correct", xlim=(0, 1.02), ylim=(0, 1.02),
