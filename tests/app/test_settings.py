@@ -56,3 +56,8 @@ def test_limits_are_validated() -> None:
         Settings(_env_file=None, max_labels_per_task=1)
     with pytest.raises(ValidationError):
         Settings(_env_file=None, max_body_bytes=10)
+
+
+def test_label_limit_cannot_exceed_the_label_column() -> None:
+    with pytest.raises(ValidationError, match="max_label_chars"):
+        Settings(_env_file=None, max_label_chars=201)
