@@ -94,3 +94,20 @@ def test_missing_weight_tensor_raises_format_error(adapter: Adapter) -> None:
                 labels=json.dumps(list(adapter.labels)), scale="1.0", encoder_fingerprint="x")
     with pytest.raises(AdapterFormatError):
         Adapter.from_bytes(data)
+
+
+def test_temperature_divides_the_whole_logits_so_it_never_changes_the_winner(adapter: Adapter) -> None:
+    """Biases are part of the logits the temperature was fitted on; dividing only the
+    cosine term (as before) let a temperature flip the argmax where biases differ."""
+    from dataclasses import replace
+
+    from models.head import head_logits
+
+    generator = torch.Generator().manual_seed(1)
+    embeddings = torch.nn.functional.normalize(torch.randn(500, 8, generator=generator), dim=-1)
+    winners = adapter.probabilities(embeddings).argmax(-1)
+    for temperature in (0.2, 0.7, 3.0, 10.0):
+        warmed = replace(adapter, temperature=temperature)
+        assert torch.equal(warmed.probabilities(embeddings).argmax(-1), winners)
+        expected = (head_logits(adapter.params, embeddings, adapter.scale) / temperature).softmax(-1)
+        assert torch.allclose(warmed.probabilities(embeddings), expected)
