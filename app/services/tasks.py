@@ -346,9 +346,11 @@ class TaskService:
         )
 
 def _descriptions(old: dict[str, str], declared: dict[str, str | None] | None) -> dict[str, str]:
+    """Declared labels after a change: a description replaces the old one, ``""`` (or
+    white space) clears it (the name stands for the label again), ``None`` keeps it."""
     merged = dict(old)
     for name, description in (declared or {}).items():
-        merged[name] = description or merged.get(name, "")
+        merged[name] = merged.get(name, "") if description is None else description.strip()
     return merged
 
 

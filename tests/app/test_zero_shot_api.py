@@ -102,3 +102,16 @@ def test_label_descriptions_are_never_held_out_for_the_temperature(client: TestC
                            headers=tenant), 201)
     assert task["num_examples"] == len(DESCRIPTIONS)
     assert task["temperature"] == 1.0 and task["oos_threshold"] is not None
+
+
+def test_a_description_is_replaced_kept_or_cleared(client: TestClient, tenant: dict[str, str]) -> None:
+    task = _ok(client.post("/v1/tasks", json={"name": "d", "labels": LABELS}, headers=tenant), 201)
+    path = f"/v1/tasks/{task['id']}/examples"
+    kept = _ok(client.post(path, json={"labels": [{"name": "music"}]}, headers=tenant))
+    assert kept["label_descriptions"]["music"] == DESCRIPTIONS["music"]
+    replaced = _ok(client.post(path, json={"labels": [{"name": "music", "description": "  songs please "}]}, headers=tenant))
+    assert replaced["label_descriptions"]["music"] == "songs please"
+    cleared = _ok(client.post(path, json={"labels": [{"name": "music", "description": ""}]}, headers=tenant))
+    assert "music" not in cleared["label_descriptions"] and "music" in cleared["labels"]
+    exported = _ok(client.get(f"/v1/tasks/{task['id']}/export", headers=tenant))
+    assert {"name": "music", "description": None} in exported["labels"]
