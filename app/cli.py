@@ -7,6 +7,20 @@ import os
 import sys
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {value}")
+    return value
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
     from pydantic import ValidationError
@@ -213,11 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="data set folder with train.jsonl and valid.jsonl (repeat to mix data sets)")
     meta.add_argument("--algorithm", choices=algorithms, default="protonet")
     meta.add_argument("--out", required=True, help="checkpoint folder to write (e.g. models/checkpoints/<name>)")
-    meta.add_argument("--episodes", type=int, default=400, help="training episodes in total")
-    meta.add_argument("--meta-batch", type=int, default=2, help="episodes per outer step")
+    meta.add_argument("--episodes", type=_positive_int, default=400, help="training episodes in total")
+    meta.add_argument("--meta-batch", type=_positive_int, default=2, help="episodes per outer step")
     meta.add_argument("--ways", type=int, default=20)
-    meta.add_argument("--shots", type=int, nargs="+", default=[5, 10], help="training episodes cycle through these")
-    meta.add_argument("--queries", type=int, default=5, help="query examples per class")
+    meta.add_argument("--shots", type=_positive_int, nargs="+", default=[5, 10], help="training episodes cycle through these")
+    meta.add_argument("--queries", type=_positive_int, default=5, help="query examples per class")
     meta.add_argument("--episode-mode", choices=("uniform", "hard", "mixed"), default="hard",
                       help="hard: classes are nearest neighbours of a random seed class (see models/episodes.py)")
     meta.add_argument("--hard-pool", type=int, default=2)
@@ -244,11 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
     meta.add_argument("--inner-lr", type=float, default=defaults["lr"], help="starting inner-loop learning rate")
     meta.add_argument("--inner-proximal", type=float, default=defaults["proximal"], help="starting proximal strength")
     meta.add_argument("--inner-scale", type=float, default=defaults["scale"], help="starting logit scale")
-    meta.add_argument("--val-every", type=int, default=25, help="outer steps between meta-validations")
-    meta.add_argument("--val-episodes", type=int, default=2, help="validation episodes per data set and shot count")
+    meta.add_argument("--val-every", type=_positive_int, default=25, help="outer steps between meta-validations")
+    meta.add_argument("--val-episodes", type=_positive_int, default=2, help="validation episodes per data set and shot count")
     meta.add_argument("--val-ways", type=int, default=0, help="0: all classes of the valid split")
     meta.add_argument("--early-stopping-patience", type=int, default=4, help="validations without improvement")
-    meta.add_argument("--max-minutes", type=float, default=12.0, help="time box for the training loop")
+    meta.add_argument("--max-minutes", type=_positive_float, default=12.0, help="time box for the training loop")
     meta.add_argument("--seed", type=int, default=0)
     meta.add_argument("--resume", action="store_true", help="continue from the trainer state in --out")
     meta.add_argument("--keep-trainer-state", action="store_true",
@@ -256,10 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
     meta.add_argument("--no-calibrate", action="store_true", help="skip the Meta-SGD calibration of the inner loop")
     meta.add_argument("--calibrate-steps", type=int, nargs="+", default=[10, 25, 50, 100],
                       help="candidate inner-loop step counts (the steps are chosen by search)")
-    meta.add_argument("--calibrate-episodes", type=int, default=60)
+    meta.add_argument("--calibrate-episodes", type=_positive_int, default=60)
     meta.add_argument("--calibrate-ways", type=int, default=40)
     meta.add_argument("--search", choices=("random", "tpe"), default=None, help="Optuna hyperparameter search")
-    meta.add_argument("--trials", type=int, default=8)
+    meta.add_argument("--trials", type=_positive_int, default=8)
     meta.add_argument("--device", default="auto")
     meta.add_argument("--encoder-dir", default=None, help="base encoder (default: the packaged MiniLM)")
     meta.add_argument("--encoder-name", default="sentence-transformers/all-MiniLM-L6-v2")
@@ -277,10 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="bare encoder vs checkpoints on a held-out data set")
     evaluate.add_argument("--data", required=True, metavar="DIR", help="folder with train, train_5, train_10, test .jsonl")
     evaluate.add_argument("--checkpoint", action="append", metavar="DIR|none", help="repeatable; the bare encoder is always included")
-    evaluate.add_argument("--episodes", type=int, default=200)
+    evaluate.add_argument("--episodes", type=_positive_int, default=200)
     evaluate.add_argument("--ways", type=int, default=20, help="classes per random episode (0: all)")
-    evaluate.add_argument("--shots", type=int, nargs="+", default=[5, 10])
-    evaluate.add_argument("--queries", type=int, default=10, help="test queries per class and episode")
+    evaluate.add_argument("--shots", type=_positive_int, nargs="+", default=[5, 10])
+    evaluate.add_argument("--queries", type=_positive_int, default=10, help="test queries per class and episode")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--out", default=None, help="default: runs/eval/<data set>")
     evaluate.add_argument("--record", action="store_true",
@@ -300,7 +314,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    if args.command in ("tasks", "tenants", "health", "serve"):  # these report their own errors
+        return args.run(args)
+    try:
+        return args.run(args)
+    except (ValueError, OSError, RuntimeError) as error:
+        # Unusable input to the offline tools (a missing folder or file, a malformed JSONL
+        # line, too few rows for the asked episodes, a checkpoint without a manifest): one
+        # line, exit 2, as the task commands do; a programming error still shows its traceback.
+        print(f"error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -22,7 +22,13 @@ def read_jsonl(path: str | Path) -> list[LabelledText]:
                 continue
             try:
                 record = json.loads(line)
-                rows.append(LabelledText(str(record["text"]), str(record["label"])))
+                text, label = record["text"], record["label"]
+                if isinstance(label, int) and not isinstance(label, bool):
+                    label = str(label)  # class ids, as many published data sets have them
+                if not (isinstance(text, str) and text.strip() and isinstance(label, str) and label):
+                    raise ValueError(f"text and label must be non-empty strings (or an integer label), "
+                                     f"got {text!r} and {label!r}")
+                rows.append(LabelledText(text, label))
             except (ValueError, KeyError, TypeError) as error:
                 raise ValueError(f"{path}:{number}: expected {{\"text\", \"label\"}}: {error}") from error
     return rows

@@ -179,6 +179,29 @@ def test_select_on_real_out_of_scope_validation_texts(tiny: dict[str, Path], tmp
     assert "out-of-scope AUROC" in manifest["meta_validation"]["score"]
     first = json.loads((out / "metrics.json").read_text())["history"][0]["val"]
     assert 0 <= first["alpha-oos/oos_auroc"] <= 1 and first["mean"] == pytest.approx(first["alpha-oos"] + first["oos_auroc"])
+    # Such a checkpoint evaluates on another data set (its manifest lists the out-of-scope
+    # files, which the leakage check reads too) and is refused on its own.
+    evaluate = ["evaluate", "--checkpoint", str(out), "--episodes", "2", "--ways", "3", "--queries", "2",
+                "--encoder-dir", str(tiny["encoder"]), "--device", "cpu", "--cache-dir", str(tiny["root"] / "cache"),
+                "--no-progress"]
+    assert main([*evaluate, "--data", str(tiny["beta"]), "--out", str(tmp_path / "eval")]) == 0
+    renamed = tmp_path / "renamed"
+    renamed.mkdir()
+    shutil.copy(data / "oos_valid.jsonl", renamed / "oos_valid.jsonl")
+    shutil.copy(tiny["beta"] / "train.jsonl", renamed / "train.jsonl")
+    shutil.copy(tiny["beta"] / "test.jsonl", renamed / "test.jsonl")
+    assert main([*evaluate, "--data", str(renamed), "--out", str(tmp_path / "eval2")]) == 2  # oos_valid's sha256
+
+
+def test_unusable_input_is_one_line_and_exit_2(tiny: dict[str, Path], tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", "--data", str(tmp_path / "nope"), "--no-progress"]) == 2
+    assert main(["meta-train", "--train-data", str(tmp_path / "nope"), "--out", str(tmp_path / "o"),
+                 "--encoder-dir", str(tiny["encoder"]), "--device", "cpu", "--no-progress"]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 2 and all(line.startswith("error: ") and "nope" in line for line in errors)
+    with pytest.raises(SystemExit):  # argparse refuses a budget of zero before anything runs
+        main(["evaluate", "--data", str(tiny["beta"]), "--episodes", "0"])
 
 
 def _half_copy(encoder: Path, to: Path) -> Path:

@@ -73,7 +73,7 @@ def load_meta_dataset(
             encoder.model, encoder.tokenizer, texts, upto, base_sha256, cache_dir, encoder.max_length, progress)
         loaded[role] = (rows, states)
         splits[role] = {"split": split, "file": file.name, "rows": len(rows), "sha256": file_sha256(file)}
-    provenance = {"name": directory.name, "path": str(directory), "splits": splits}
+    provenance = {"name": directory.name, "path": str(directory.resolve()), "splits": splits}
     if excluded is not None:
         provenance["excluded_fixed_splits"] = excluded
     return MetaDataset(directory.name, *loaded["train"], *loaded["valid"], provenance=provenance, valid_oos_count=oos_count)

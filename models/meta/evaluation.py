@@ -42,7 +42,9 @@ def check_leakage(data_dir: str | Path, checkpoint: Checkpoint) -> None:
     data_dir = Path(data_dir).resolve()
     hashes = {file_sha256(f): f.name for f in sorted(data_dir.glob("*.jsonl"))}
     for entry in checkpoint.manifest.get("trained_on", []):
-        trained = {s.get("sha256") for s in entry.get("splits", {}).values()} - {None}
+        # A split is one file's record, or a list of them (the out-of-scope validation texts).
+        records = [r for v in entry.get("splits", {}).values() for r in (v if isinstance(v, list) else [v])]
+        trained = {r.get("sha256") for r in records} - {None}
         same_path = entry.get("path") and Path(entry["path"]).resolve() == data_dir
         if entry.get("name") == data_dir.name or same_path or trained & set(hashes):
             raise LeakageError(

@@ -23,7 +23,9 @@ def test_reads_the_committed_fixture() -> None:
 
 @pytest.mark.parametrize(
     "bad_line",
-    ['{"text": "no label"}', "not json", '{"label": "x"}', "[1, 2]", '"just a string"', "null"],
+    ['{"text": "no label"}', "not json", '{"label": "x"}', "[1, 2]", '"just a string"', "null",
+     '{"text": null, "label": null}', '{"text": 12345, "label": "a"}', '{"text": "ok", "label": 1.5}',
+     '{"text": "  ", "label": "a"}', '{"text": "ok", "label": ""}'],
 )
 def test_malformed_line_names_its_number(tmp_path: Path, bad_line: str) -> None:
     path = tmp_path / "data.jsonl"
