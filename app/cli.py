@@ -14,11 +14,56 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be above 0, got {value}")
     return value
+
+
+class _DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where there is none to show (unset, a flag)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def _size(byte_count: int) -> str:
+    return f"{byte_count / 1e6:.2f} MB" if byte_count >= 1e5 else f"{byte_count / 1e3:.1f} kB"
+
+
+#: ``fewshot meta-train`` options that ``--search`` would otherwise sample (see models.meta.search.SEARCHED).
+_SEARCHED_OPTIONS = {"inner_steps": "inner_steps", "inner_lr": "inner_learning_rate", "inner_proximal": "inner_proximal",
+                     "inner_scale": "inner_scale", "calibrate_ways": "calibrate_ways", "lr": "learning_rate",
+                     "lora_rank": "lora_rank", "ways": "ways", "episode_mode": "episode_mode",
+                     "reptile_lr": "reptile_lr", "reptile_steps": "reptile_steps"}
+
+
+def _given_options(command: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """The destinations of the options written on the command line (not left at their defaults)."""
+    quiet = argparse.ArgumentParser(add_help=False)
+    for action in command._actions:  # the same options, each defaulting to "absent"
+        if action.option_strings and not isinstance(action, argparse._HelpAction):
+            quiet._add_action(_copy_without_default(action))
+    given, _ = quiet.parse_known_args(argv)
+    return set(vars(given))
+
+
+def _copy_without_default(action: argparse.Action) -> argparse.Action:
+    import copy
+
+    clone = copy.copy(action)
+    clone.default, clone.required = argparse.SUPPRESS, False
+    return clone
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -75,6 +120,21 @@ def _rebase(args: argparse.Namespace) -> int:
 
 def _meta_train(args: argparse.Namespace) -> int:
     """Meta-train a checkpoint (heavy imports stay here so ``serve`` starts fast)."""
+    from pathlib import Path
+
+    if args.search and args.resume:
+        print("error: --resume cannot be combined with --search", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    fresh_out = not out.exists()
+    try:
+        return _meta_train_into(args, out)
+    finally:  # a run that failed before writing anything leaves no empty folder behind
+        if fresh_out and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+
+
+def _meta_train_into(args: argparse.Namespace, out: "Path") -> int:
     from dataclasses import asdict, replace
     from pathlib import Path
 
@@ -89,9 +149,6 @@ def _meta_train(args: argparse.Namespace) -> int:
     from models.meta.state import STATE_JSON, STATE_TENSORS
     from models.meta.trainer import MetaTrainConfig, meta_train
 
-    if args.search and args.resume:
-        print("error: --resume cannot be combined with --search", file=sys.stderr)
-        return 2
     torch.manual_seed(args.seed)
     encoder = TransformerEncoder(args.encoder_dir, device=args.device)
     device, layers = encoder.device, len(encoder.model.encoder.layer)
@@ -143,19 +200,24 @@ def _meta_train(args: argparse.Namespace) -> int:
                 (out / name).unlink(missing_ok=True)
         return metrics
 
-    out = Path(args.out)
     if args.search:
         from models.meta.search import run_search
 
-        record = run_search(replace(config, max_minutes=args.max_minutes), train, args.search, args.trials, out, args.seed)
+        fixed = frozenset(_SEARCHED_OPTIONS[dest] for dest in args.given_options & set(_SEARCHED_OPTIONS))
+        if fixed:
+            print(f"search: keeping your {', '.join(sorted(fixed))}; sampling the rest", file=sys.stderr)
+        record = run_search(replace(config, max_minutes=args.max_minutes), train, args.search, args.trials, out, args.seed,
+                            fixed=fixed)
         print(f"search ({args.search}, {args.trials} trials): best trial {record['best_trial']} "
               f"score {record['best_score']:.4f} params {record['best_params']}")
     else:
         metrics = train(config, out)
-        print(f"meta-validation: best {metrics['best_val']:.4f} at step {metrics['best_step']} ({metrics['stopped']}); "
-              f"final {metrics['final_val']:.4f}; inner loop {metrics['inner_loop']}; {metrics['wall_s']:.0f} s")
+        best = (f"best {metrics['best_val']:.4f} at step {metrics['best_step']}" if metrics["best_step"] > 0 else
+                f"no step beat the start ({metrics['best_val']:.4f}): the encoder is left as it was")
+        print(f"meta-validation: {best} ({metrics['stopped']}); final {metrics['final_val']:.4f}; "
+              f"inner loop {metrics['inner_loop']}; {metrics['wall_s']:.0f} s")
     size = sum(f.stat().st_size for f in out.iterdir() if f.name in ("manifest.json", "encoder.safetensors"))
-    print(f"checkpoint written to {out} ({size / 1e6:.2f} MB)")
+    print(f"checkpoint written to {out} ({_size(size)})")
     return 0
 
 
@@ -164,15 +226,19 @@ def _evaluate(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from models.checkpoint import load_checkpoint
+    from models.checkpoint import resolve_checkpoint
     from models.meta.evaluation import LeakageError, check_leakage, evaluate
     from models.meta.tables import markdown_table, plot_results, summary
 
     data = Path(args.data)
     checkpoints: list = [("bare", None)]
     for setting in args.checkpoint or []:
-        if setting.lower() != "none":
-            checkpoints.append((Path(setting).name, load_checkpoint(setting)))
+        checkpoint = resolve_checkpoint(setting)  # "default": the shipped checkpoint, as the server resolves it
+        if checkpoint is None and setting.lower() == "default":
+            print("error: --checkpoint default: no checkpoint is shipped in this installation", file=sys.stderr)
+            return 2
+        if checkpoint is not None:
+            checkpoints.append(("default" if setting.lower() == "default" else Path(setting).name, checkpoint))
     try:
         for _, checkpoint in checkpoints[1:]:
             check_leakage(data, checkpoint)
@@ -222,27 +288,30 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(run=_migrate)
 
     algorithms = ("protonet", "fomaml", "reptile", "maml-head", "metasgd")
-    meta = commands.add_parser("meta-train", help="meta-train a checkpoint (a layer mix or LoRA on the encoder, and the inner loop)")
+    meta = commands.add_parser("meta-train", formatter_class=_DefaultsHelp, help="meta-train a checkpoint (a layer mix or LoRA on the encoder, and the inner loop)")
     meta.add_argument("--train-data", action="append", required=True, metavar="DIR",
                       help="data set folder with train.jsonl and valid.jsonl (repeat to mix data sets)")
-    meta.add_argument("--algorithm", choices=algorithms, default="protonet")
+    meta.add_argument("--algorithm", choices=algorithms, default="protonet",
+                      help="protonet: prototypical networks; fomaml: first-order MAML; reptile; maml-head: MAML on the "
+                           "head only; metasgd: learned inner learning rates (see models/meta/algorithms.py)")
     meta.add_argument("--out", required=True, help="checkpoint folder to write (e.g. models/checkpoints/<name>)")
     meta.add_argument("--episodes", type=_positive_int, default=400, help="training episodes in total")
     meta.add_argument("--meta-batch", type=_positive_int, default=2, help="episodes per outer step")
-    meta.add_argument("--ways", type=int, default=20)
+    meta.add_argument("--ways", type=_positive_int, default=20, help="classes per training episode")
     meta.add_argument("--shots", type=_positive_int, nargs="+", default=[5, 10], help="training episodes cycle through these")
     meta.add_argument("--queries", type=_positive_int, default=5, help="query examples per class")
     meta.add_argument("--episode-mode", choices=("uniform", "hard", "mixed"), default="hard",
                       help="hard: classes are nearest neighbours of a random seed class (see models/episodes.py)")
-    meta.add_argument("--hard-pool", type=int, default=2)
+    meta.add_argument("--hard-pool", type=_positive_int, default=2,
+                      help="hard episodes draw from the seed class's ways x this many nearest classes")
     meta.add_argument("--lr", type=float, default=5e-4, help="outer learning rate of the LoRA factors")
-    meta.add_argument("--lora-rank", type=int, default=8)
-    meta.add_argument("--lora-alpha", type=float, default=16.0)
+    meta.add_argument("--lora-rank", type=_positive_int, default=8, help="rank of the LoRA factors")
+    meta.add_argument("--lora-alpha", type=_positive_float, default=16.0, help="LoRA scaling (alpha / rank)")
     meta.add_argument("--lora-layers", type=int, default=2, help="top encoder layers that get LoRA (lower ones are cached)")
     meta.add_argument("--layer-mix", action="store_true",
                       help="learn a weighted mix of the frozen encoder's layers instead of LoRA factors (see models/meta/layer_mix.py)")
-    meta.add_argument("--reptile-steps", type=int, default=3)
-    meta.add_argument("--reptile-lr", type=float, default=1e-3)
+    meta.add_argument("--reptile-steps", type=_positive_int, default=3, help="Reptile: inner steps per episode")
+    meta.add_argument("--reptile-lr", type=_positive_float, default=1e-3, help="Reptile: inner learning rate")
     meta.add_argument("--oos-weight", type=float, default=0.0,
                       help="> 0: a quarter of each episode's classes play out-of-scope texts and their queries must "
                            "score below in-scope ones (models/meta/oos_loss.py); loss-based algorithms only")
@@ -260,26 +329,26 @@ def build_parser() -> argparse.ArgumentParser:
     meta.add_argument("--inner-scale", type=float, default=defaults["scale"], help="starting logit scale")
     meta.add_argument("--val-every", type=_positive_int, default=25, help="outer steps between meta-validations")
     meta.add_argument("--val-episodes", type=_positive_int, default=2, help="validation episodes per data set and shot count")
-    meta.add_argument("--val-ways", type=int, default=0, help="0: all classes of the valid split")
+    meta.add_argument("--val-ways", type=_non_negative_int, default=0, help="0: all classes of the valid split")
     meta.add_argument("--early-stopping-patience", type=int, default=4, help="validations without improvement")
     meta.add_argument("--max-minutes", type=_positive_float, default=12.0, help="time box for the training loop")
-    meta.add_argument("--seed", type=int, default=0)
+    meta.add_argument("--seed", type=int, default=0, help="seed of episodes and initial weights")
     meta.add_argument("--resume", action="store_true", help="continue from the trainer state in --out")
     meta.add_argument("--keep-trainer-state", action="store_true",
                       help="keep the resume state (optimiser, best weights) in --out after a finished run")
     meta.add_argument("--no-calibrate", action="store_true", help="skip the Meta-SGD calibration of the inner loop")
     meta.add_argument("--calibrate-steps", type=int, nargs="+", default=[10, 25, 50, 100],
                       help="candidate inner-loop step counts (the steps are chosen by search)")
-    meta.add_argument("--calibrate-episodes", type=_positive_int, default=60)
-    meta.add_argument("--calibrate-ways", type=int, default=40)
+    meta.add_argument("--calibrate-episodes", type=_positive_int, default=60, help="episodes of the inner-loop calibration")
+    meta.add_argument("--calibrate-ways", type=_positive_int, default=40, help="classes per calibration episode")
     meta.add_argument("--search", choices=("random", "tpe"), default=None, help="Optuna hyperparameter search")
-    meta.add_argument("--trials", type=_positive_int, default=8)
-    meta.add_argument("--device", default="auto")
-    meta.add_argument("--encoder-dir", default=None, help="base encoder (default: the packaged MiniLM)")
-    meta.add_argument("--encoder-name", default="sentence-transformers/all-MiniLM-L6-v2")
+    meta.add_argument("--trials", type=_positive_int, default=8, help="--search: meta-training runs to try")
+    meta.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    meta.add_argument("--encoder-dir", default=None, help="base encoder folder (unset: the packaged MiniLM)")
+    meta.add_argument("--encoder-name", default="sentence-transformers/all-MiniLM-L6-v2", help="the base encoder's name, for the manifest")
     meta.add_argument("--cache-dir", default="runs/cache", help="cached lower-layer token states")
-    meta.add_argument("--no-progress", action="store_true")
-    meta.set_defaults(run=_meta_train)
+    meta.add_argument("--no-progress", action="store_true", help="no progress bars")
+    meta.set_defaults(run=_meta_train, command_parser=meta)
 
     rebase = commands.add_parser("rebase-checkpoint", help="tie a checkpoint trained on an fp16 copy of the encoder "
                                  "to the original (checked tensor by tensor)")
@@ -288,22 +357,23 @@ def build_parser() -> argparse.ArgumentParser:
     rebase.add_argument("--onto", default=None, metavar="DIR", help="default: the packaged MiniLM")
     rebase.set_defaults(run=_rebase)
 
-    evaluate = commands.add_parser("evaluate", help="bare encoder vs checkpoints on a held-out data set")
+    evaluate = commands.add_parser("evaluate", formatter_class=_DefaultsHelp, help="bare encoder vs checkpoints on a held-out data set")
     evaluate.add_argument("--data", required=True, metavar="DIR", help="folder with train, train_5, train_10, test .jsonl")
-    evaluate.add_argument("--checkpoint", action="append", metavar="DIR|none", help="repeatable; the bare encoder is always included")
-    evaluate.add_argument("--episodes", type=_positive_int, default=200)
-    evaluate.add_argument("--ways", type=int, default=20, help="classes per random episode (0: all)")
-    evaluate.add_argument("--shots", type=_positive_int, nargs="+", default=[5, 10])
+    evaluate.add_argument("--checkpoint", action="append", metavar="DIR|default|none",
+                          help="repeatable; default: the shipped checkpoint; the bare encoder is always included")
+    evaluate.add_argument("--episodes", type=_positive_int, default=200, help="random episodes per shot count")
+    evaluate.add_argument("--ways", type=_non_negative_int, default=20, help="classes per random episode (0: all)")
+    evaluate.add_argument("--shots", type=_positive_int, nargs="+", default=[5, 10], help="examples per class in the support sets")
     evaluate.add_argument("--queries", type=_positive_int, default=10, help="test queries per class and episode")
-    evaluate.add_argument("--seed", type=int, default=0)
-    evaluate.add_argument("--out", default=None, help="default: runs/eval/<data set>")
+    evaluate.add_argument("--seed", type=int, default=0, help="episode sampling seed")
+    evaluate.add_argument("--out", default=None, help="results folder (unset: runs/eval/<data set>)")
     evaluate.add_argument("--record", action="store_true",
                           help="also add the figures to each checkpoint's manifest.json (rewrites that file)")
     evaluate.add_argument("--no-record", dest="record", action="store_false", help=argparse.SUPPRESS)  # the default
-    evaluate.add_argument("--device", default="auto")
-    evaluate.add_argument("--encoder-dir", default=None)
-    evaluate.add_argument("--cache-dir", default="runs/cache")
-    evaluate.add_argument("--no-progress", action="store_true")
+    evaluate.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
+    evaluate.add_argument("--encoder-dir", default=None, help="base encoder folder (unset: the packaged MiniLM)")
+    evaluate.add_argument("--cache-dir", default="runs/cache", help="cached embeddings")
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bars")
     evaluate.set_defaults(run=_evaluate)
 
     from app.cli_tasks import add_client_commands  # tasks, tenants, health: the HTTP API via app.client
@@ -313,7 +383,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    if args.command == "meta-train":  # --search keeps what was given explicitly
+        args.given_options = _given_options(args.command_parser, argv[argv.index("meta-train") + 1:])
     if args.command in ("tasks", "tenants", "health", "serve"):  # these report their own errors
         return args.run(args)
     try:

@@ -99,6 +99,10 @@ def test_search_keeps_the_best_trial(tiny: dict[str, Path], tmp_path: Path) -> N
     assert _meta_train(tiny, out, "--algorithm", "metasgd", "--search", "random", "--trials", "2") == 0
     record = json.loads((out / "search.json").read_text())
     assert len(record["trials"]) == 2 and record["best_score"] == max(t["score"] for t in record["trials"])
+    # options given on the command line are kept, not sampled: _meta_train sets --inner-steps, --calibrate-ways, --ways
+    assert record["fixed"] == ["calibrate_ways", "inner_steps", "ways"]
+    assert all(set(t["params"]) == {"inner_learning_rate", "inner_proximal", "inner_scale"} for t in record["trials"])
+    assert json.loads((out / "manifest.json").read_text())["hyperparameters"]["calibrate_ways"] == 3
     assert json.loads((out / "manifest.json").read_text())["search"]["sampler"] == "random"
 
 
@@ -125,7 +129,8 @@ def test_evaluate_refuses_a_data_set_the_checkpoint_was_trained_on(tiny: dict[st
     assert "meta-trained on 'alpha'" in capsys.readouterr().err
 
 
-def test_meta_train_a_layer_mix_then_evaluate(tiny: dict[str, Path], tmp_path: Path) -> None:
+def test_meta_train_a_layer_mix_then_evaluate(tiny: dict[str, Path], tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """``--layer-mix``: the encoder stays frozen, the mix goes in the manifest, evaluate serves it."""
     out = tmp_path / "mix"
     assert _meta_train(tiny, out, "--algorithm", "protonet", "--layer-mix", "--lr", "0.5", "--no-calibrate") == 0
@@ -142,6 +147,17 @@ def test_meta_train_a_layer_mix_then_evaluate(tiny: dict[str, Path], tmp_path: P
                  "--cache-dir", str(tiny["root"] / "cache"), "--no-progress", "--no-record"]) == 0
     figures = json.loads((results / "results.json").read_text())["results"]
     assert [row["name"] for row in figures] == ["bare", "mix"]
+    # "default" means the shipped checkpoint, as for the server (here: this one), with all classes per episode
+    import models.checkpoint
+
+    monkeypatch.setattr(models.checkpoint, "SHIPPED_CHECKPOINT", out)
+    assert main(["evaluate", "--data", str(tiny["beta"]), "--checkpoint", "default", "--episodes", "2", "--ways", "0",
+                 "--queries", "2", "--shots", "2", "--out", str(results), "--encoder-dir", str(tiny["encoder"]),
+                 "--device", "cpu", "--cache-dir", str(tiny["root"] / "cache"), "--no-progress"]) == 0
+    assert [row["name"] for row in json.loads((results / "results.json").read_text())["results"]] == ["bare", "default"]
+    assert "all-class 2-shot episodes" in (results / "results.md").read_text()
+    monkeypatch.setattr(models.checkpoint, "SHIPPED_CHECKPOINT", tmp_path / "nothing-shipped")
+    assert main(["evaluate", "--data", str(tiny["beta"]), "--checkpoint", "default", "--no-progress"]) == 2
 
 
 def test_exclude_fixed_splits_trains_without_the_benchmark_support_sets(tiny: dict[str, Path], tmp_path: Path) -> None:
@@ -200,6 +216,7 @@ def test_unusable_input_is_one_line_and_exit_2(tiny: dict[str, Path], tmp_path: 
                  "--encoder-dir", str(tiny["encoder"]), "--device", "cpu", "--no-progress"]) == 2
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 2 and all(line.startswith("error: ") and "nope" in line for line in errors)
+    assert not (tmp_path / "o").exists()  # no empty checkpoint folder left behind
     with pytest.raises(SystemExit):  # argparse refuses a budget of zero before anything runs
         main(["evaluate", "--data", str(tiny["beta"]), "--episodes", "0"])
 

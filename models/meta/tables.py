@@ -23,7 +23,7 @@ def summary(results: Sequence[EncoderResult]) -> list[dict]:
 
 def markdown_table(data_name: str, rows: Sequence[dict], ways: int) -> str:
     shots = sorted({k for row in rows for k in list(row["fixed"]) + list(row["episodes"])})
-    head = ["encoder"] + [f"fixed {k}-shot" for k in shots] + [f"{ways}-way {k}-shot episodes (95% CI)" for k in shots] \
+    head = ["encoder"] + [f"fixed {k}-shot" for k in shots] + [f"{f'{ways}-way' if ways else 'all-class'} {k}-shot episodes (95% CI)" for k in shots] \
         + [f"Δ {k}-shot vs {rows[0]['name']} (paired 95% CI)" for k in shots]
     lines = [f"**{data_name}**", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
