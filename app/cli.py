@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 
 def _positive_int(text: str) -> int:
@@ -120,8 +121,6 @@ def _rebase(args: argparse.Namespace) -> int:
 
 def _meta_train(args: argparse.Namespace) -> int:
     """Meta-train a checkpoint (heavy imports stay here so ``serve`` starts fast)."""
-    from pathlib import Path
-
     if args.search and args.resume:
         print("error: --resume cannot be combined with --search", file=sys.stderr)
         return 2
@@ -134,9 +133,8 @@ def _meta_train(args: argparse.Namespace) -> int:
             out.rmdir()
 
 
-def _meta_train_into(args: argparse.Namespace, out: "Path") -> int:
+def _meta_train_into(args: argparse.Namespace, out: Path) -> int:
     from dataclasses import asdict, replace
-    from pathlib import Path
 
     import torch
 
@@ -224,7 +222,6 @@ def _meta_train_into(args: argparse.Namespace, out: "Path") -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     """Held-out evaluation of the bare encoder and checkpoints; refuses leaked data sets."""
     import json
-    from pathlib import Path
 
     from models.checkpoint import resolve_checkpoint
     from models.meta.evaluation import LeakageError, check_leakage, evaluate

@@ -4,8 +4,9 @@ Every command talks to a running server through :class:`app.client.FewShotClient
 and prints the answer as JSON on standard output. The server's URL and keys come
 from ``--url``/``FEWSHOT_URL`` (default http://127.0.0.1:8000),
 ``--api-key``/``FEWSHOT_API_KEY`` and ``--admin-key``/``FEWSHOT_ADMIN_KEY``.
-An error answer is printed on standard error and exits with status 1; unusable
-input files or arguments exit with status 2.
+An error answer of the server, or no answer, is printed on standard error and exits
+with status 1; unusable input files or arguments (a missing key included) exit with
+status 2.
 
 This module imports only the standard library; httpx is imported when a command
 runs, so ``fewshot serve`` does not pay for it."""
@@ -19,22 +20,20 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from app.cli_input import InputError, read_examples, read_json, read_labels, read_texts
+
 if TYPE_CHECKING:
     from app.client import FewShotClient
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
 
-class InputError(Exception):
-    """An input file or argument the command cannot use (exit status 2)."""
-
-
 # --- connection -------------------------------------------------------------------------
 def connection(args: argparse.Namespace) -> tuple[str, str | None, str | None]:
     """(url, api key, admin key) from the options, else the environment, else defaults."""
     url = args.url or os.environ.get("FEWSHOT_URL") or DEFAULT_URL
-    api_key = args.api_key or os.environ.get("FEWSHOT_API_KEY") or None
-    admin_key = args.admin_key or os.environ.get("FEWSHOT_ADMIN_KEY") or None
+    api_key = (args.api_key or os.environ.get("FEWSHOT_API_KEY") or "").strip() or None  # a pasted key's newline
+    admin_key = (args.admin_key or os.environ.get("FEWSHOT_ADMIN_KEY") or "").strip() or None
     return url, api_key, admin_key
 
 
@@ -46,102 +45,18 @@ def make_client(args: argparse.Namespace) -> FewShotClient:
     return FewShotClient(url, api_key=api_key, admin_key=admin_key, timeout=args.timeout)
 
 
-# --- input files --------------------------------------------------------------------------
-def _lines(path: str) -> list[tuple[int, str]]:
-    """(line number, line) of the non-blank lines of a file, or of stdin for ``-``."""
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise InputError(f"cannot read {path}: {error.strerror or error}") from error
-    return [(number, line) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
-
-
-def _json_line(path: str, number: int, line: str) -> Any:
-    try:
-        return json.loads(line)
-    except json.JSONDecodeError as error:
-        raise InputError(f"{path}:{number}: not JSON ({error.msg})") from error
-
-
-def read_examples(path: str, oos_label: str | None = None, allow_none: bool = False) -> list[dict[str, Any]]:
-    """A JSONL file of ``{"text": ..., "label": ...}`` objects (other keys are ignored).
-
-    With ``allow_none`` (evaluation data) a null label, or ``oos_label``, marks an
-    out-of-scope text."""
-    examples = []
-    for number, line in _lines(path):
-        row = _json_line(path, number, line)
-        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-            raise InputError(f'{path}:{number}: expected an object with "text" and "label"')
-        label = row.get("label")
-        if allow_none and oos_label is not None and label == oos_label:
-            label = None
-        if not (isinstance(label, str) or (allow_none and label is None)):
-            raise InputError(f'{path}:{number}: "label" must be a string')
-        examples.append({"text": row["text"], "label": label})
-    return examples
-
-
-def read_texts(path: str) -> list[str]:
-    """Texts, one per line; a ``.jsonl`` file may hold JSON strings or objects with
-    ``"text"`` (e.g. ``{"text": ..., "label": "oos"}``: the label is ignored)."""
-    texts = []
-    jsonl = path.endswith((".jsonl", ".ndjson"))
-    for number, line in _lines(path):
-        if not jsonl:
-            texts.append(line.strip())
-            continue
-        row = _json_line(path, number, line)
-        if isinstance(row, dict) and isinstance(row.get("text"), str):
-            texts.append(row["text"])
-        elif isinstance(row, str):
-            texts.append(row)
-        else:
-            raise InputError(f'{path}:{number}: expected a JSON string or an object with "text"')
-    return texts
-
-
-def read_labels(path: str) -> list[dict[str, Any]]:
-    """A JSON file: a list of names and/or ``{"name", "description"}`` objects, or an
-    object ``{name: description or null}``."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as error:
-        raise InputError(f"cannot read {path}: {error.strerror or error}") from error
-    except json.JSONDecodeError as error:
-        raise InputError(f"{path}: not JSON ({error.msg})") from error
-    if isinstance(data, dict):
-        data = [{"name": name, "description": description} for name, description in data.items()]
-    if not isinstance(data, list):
-        raise InputError(f"{path}: expected a list of labels or an object {{name: description}}")
-    labels = []
-    for i, item in enumerate(data):
-        if isinstance(item, str):
-            item = {"name": item}
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-            raise InputError(f'{path}: labels[{i}] must be a name or an object with "name"')
-        labels.append({"name": item["name"], "description": item.get("description")})
-    return labels
-
-
-def read_json(path: str) -> Any:
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-        return json.loads(text)
-    except OSError as error:
-        raise InputError(f"cannot read {path}: {error.strerror or error}") from error
-    except json.JSONDecodeError as error:
-        raise InputError(f"{path}: not JSON ({error.msg})") from error
-
-
 def _change(args: argparse.Namespace) -> dict[str, Any]:
-    """examples / labels / out_of_scope / unlabelled keyword arguments from the file options."""
-    return {
-        "examples": read_examples(args.examples) if args.examples else [],
-        "labels": read_labels(args.labels) if args.labels else None,
-        "out_of_scope": read_texts(args.out_of_scope) if args.out_of_scope else None,
-        "unlabelled": read_texts(args.unlabelled) if args.unlabelled else None,
-    }
+    """examples / labels / out_of_scope / unlabelled keyword arguments from the file options
+    (a given file with nothing in it is an error, not a silent no-op)."""
+    readers = {"examples": read_examples, "labels": read_labels, "out_of_scope": read_texts, "unlabelled": read_texts}
+    change: dict[str, Any] = {"examples": [], "labels": None, "out_of_scope": None, "unlabelled": None}
+    for key, reader in readers.items():
+        path = getattr(args, key)
+        if path:
+            change[key] = reader(path)
+            if not change[key]:
+                raise InputError(f"{path}: no {key.replace('_', '-')} in it")
+    return change
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -192,9 +107,14 @@ def _remove(client: FewShotClient, args: argparse.Namespace) -> Any:
 
 
 def _export(client: FewShotClient, args: argparse.Namespace) -> Any:
+    if args.out and Path(args.out).is_dir():
+        raise InputError(f"--out {args.out} is a folder; give a file name")
     document = client.export_task(args.task_id, version=args.version)
     if args.out:
-        Path(args.out).write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        try:
+            Path(args.out).write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        except OSError as error:
+            raise InputError(f"cannot write {args.out}: {error.strerror or error}") from error
         return {"exported": args.task_id, "version": document.get("version"), "file": args.out}
     return document
 
@@ -233,23 +153,41 @@ COMMANDS: dict[str, Callable[[FewShotClient, argparse.Namespace], Any]] = {
 }
 
 
+def _check_keys(args: argparse.Namespace) -> None:
+    """Refuse before sending anything when the command's key is missing."""
+    _, api_key, admin_key = connection(args)
+    if args.client_command == "tenant-create" and not admin_key:
+        raise InputError("no admin key: give --admin-key or set FEWSHOT_ADMIN_KEY")
+    if args.client_command not in ("tenant-create", "health") and not api_key:
+        raise InputError("no API key: give --api-key or set FEWSHOT_API_KEY (`fewshot tenants create` makes one)")
+
+
 def run(args: argparse.Namespace) -> int:
     """Run one client command; print its JSON answer, or the error on stderr."""
     import httpx
 
     from app.client import FewShotError
 
+    url = connection(args)[0]
     try:
+        _check_keys(args)
         with make_client(args) as client:
             result = COMMANDS[args.client_command](client, args)
-    except InputError as error:
+    except (InputError, ValueError) as error:  # ValueError: the client refused an argument before sending it
         print(f"error: {error}", file=sys.stderr)
         return 2
     except FewShotError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except httpx.InvalidURL as error:
+        print(f"error: --url {url!r} is not a URL: {error}", file=sys.stderr)
+        return 2
+    except httpx.TimeoutException:
+        print(f"error: no answer from {url} within {args.timeout:g} s; a change may still have been applied "
+              "(check with `fewshot tasks list` or `tasks versions`), or raise --timeout", file=sys.stderr)
+        return 1
     except httpx.HTTPError as error:
-        print(f"error: cannot reach {connection(args)[0]}: {error or type(error).__name__}", file=sys.stderr)
+        print(f"error: cannot reach {url}: {error or type(error).__name__}", file=sys.stderr)
         return 1
     if result is not None:
         try:
@@ -262,6 +200,25 @@ def run(args: argparse.Namespace) -> int:
 
 
 # --- parser -------------------------------------------------------------------------------------
+def _finite_float(text: str) -> float:
+    import math
+
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0, got {text}")
+    return value
+
+
+EXIT_CODES = "exit status: 0 done; 1 the server answered with an error, or did not answer; 2 unusable input or options"
+
+
 def add_client_commands(commands: argparse._SubParsersAction) -> None:
     """Add ``tasks``, ``tenants`` and ``health`` to the ``fewshot`` parser."""
     common = argparse.ArgumentParser(add_help=False)
@@ -269,10 +226,10 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
     group.add_argument("--url", default=None, help=f"server URL (default: FEWSHOT_URL, else {DEFAULT_URL})")
     group.add_argument("--api-key", default=None, help="tenant API key (default: FEWSHOT_API_KEY)")
     group.add_argument("--admin-key", default=None, help="admin key, for `tenants create` (default: FEWSHOT_ADMIN_KEY)")
-    group.add_argument("--timeout", type=float, default=120.0, help="seconds per request (default: 120)")
+    group.add_argument("--timeout", type=_seconds, default=120.0, help="seconds per request (default: 120)")
 
     def leaf(parent: argparse._SubParsersAction, name: str, command: str, help: str) -> argparse.ArgumentParser:
-        parser = parent.add_parser(name, parents=[common], help=help, description=help)
+        parser = parent.add_parser(name, parents=[common], help=help, description=help, epilog=EXIT_CODES)
         parser.set_defaults(run=run, client_command=command)
         return parser
 
@@ -284,10 +241,10 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
         parser.add_argument("--labels", metavar="FILE",
                             help='JSON: ["name", {"name": ..., "description": ...}, ...] or {"name": "description"}')
         parser.add_argument("--out-of-scope", metavar="FILE",
-                            help='out-of-scope texts: one per line, or JSONL with "text"')
+                            help='out-of-scope texts: one per line, or JSON objects with "text" ("-": stdin)')
         parser.add_argument("--unlabelled", metavar="FILE",
-                            help='texts without labels that refine the label prototypes: one per line, or JSONL with '
-                                 '"text" (labels ignored)')
+                            help='texts without labels that refine the label prototypes: one per line, or JSON '
+                                 'objects with "text", labels ignored ("-": stdin)')
 
     tasks = commands.add_parser("tasks", help="manage and use tasks on a running server (tenant API key)")
     sub = tasks.add_subparsers(dest="tasks_command", required=True, metavar="COMMAND")
@@ -295,7 +252,7 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
     create = leaf(sub, "create", "create", "create a task from examples and/or labels")
     create.add_argument("--name", required=True)
     change_files(create)
-    create.add_argument("--oos-threshold", type=float, default=None, help="override the calibrated out-of-scope threshold")
+    create.add_argument("--oos-threshold", type=_finite_float, default=None, help="override the calibrated out-of-scope threshold")
 
     listing = leaf(sub, "list", "list", "list the tenant's tasks")
     listing.add_argument("--limit", type=int, default=100)
@@ -307,7 +264,7 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
     task_id(update)
     update.add_argument("--name", default=None)
     threshold = update.add_mutually_exclusive_group()
-    threshold.add_argument("--oos-threshold", type=float, default=None)
+    threshold.add_argument("--oos-threshold", type=_finite_float, default=None, help="override the calibrated threshold")
     threshold.add_argument("--clear-oos-threshold", action="store_true", help="back to the calibrated threshold")
 
     add = leaf(sub, "add", "add", "add examples, labels, out-of-scope or unlabelled texts (a new version)")
@@ -334,7 +291,7 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
     predict = leaf(sub, "predict", "predict", "classify texts")
     task_id(predict)
     predict.add_argument("texts", nargs="*", metavar="TEXT")
-    predict.add_argument("--file", metavar="FILE", help='more texts: one per line, or JSONL with "text"')
+    predict.add_argument("--file", metavar="FILE", help='more texts: one per line, or JSON objects with "text" ("-": stdin)')
     predict.add_argument("--top-k", type=int, default=3)
     predict.add_argument("--version", type=int, default=None, help="pin a version (default: the current one)")
 
@@ -342,7 +299,8 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
     task_id(evaluate)
     evaluate.add_argument("--data", required=True, metavar="FILE",
                           help='JSONL of {"text", "label"}; a null label is out of scope')
-    evaluate.add_argument("--out-of-scope", metavar="FILE", help="out-of-scope texts: one per line, or JSONL (labels ignored)")
+    evaluate.add_argument("--out-of-scope", metavar="FILE",
+                          help='out-of-scope texts: one per line, or JSON objects with "text", labels ignored ("-": stdin)')
     evaluate.add_argument("--oos-label", default=None, metavar="LABEL", help="a gold label in --data that means out of scope")
     evaluate.add_argument("--version", type=int, default=None)
 

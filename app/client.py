@@ -11,14 +11,19 @@ It needs only httpx (no torch, no FastAPI), so it can be used from any applicati
         print(result["predictions"][0]["label"])
 
 Every method returns the service's JSON body (plain dicts, typed below as
-``TypedDict``s). An answer with an error status raises :class:`FewShotError`, built
-from the service's ``{"error", "detail"}`` body; network failures raise httpx's own
-``httpx.TransportError`` subclasses (e.g. ``httpx.ConnectError``).
+``TypedDict``s). An answer with an error status (or any answer that is not a 2xx with
+a JSON body) raises :class:`FewShotError`, built from the service's ``{"error",
+"detail"}`` body; network failures raise httpx's own ``httpx.TransportError``
+subclasses (e.g. ``httpx.ConnectError``, ``httpx.TimeoutException``). Arguments the
+service could never accept (an empty task id, a non-finite threshold, a key with
+spaces or non-ASCII characters) raise ``ValueError`` before anything is sent.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
@@ -26,8 +31,20 @@ from typing import Any
 import httpx
 
 from app.client_types import (
-    EvaluateResult, Example, ExampleLike, ExampleList, Health, Labels, LabelScore, Prediction,
-    PredictResult, Task, TaskList, TenantCreated, Version, VersionList,
+    EvaluateResult,
+    Example,
+    ExampleLike,
+    ExampleList,
+    Health,
+    Labels,
+    LabelScore,
+    Prediction,
+    PredictResult,
+    Task,
+    TaskList,
+    TenantCreated,
+    Version,
+    VersionList,
 )
 
 __all__ = [
@@ -37,6 +54,7 @@ __all__ = [
 ]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+_TASK_ID = re.compile(r"[A-Za-z0-9_.~-]+")
 
 
 class _Unset:
@@ -54,24 +72,42 @@ class FewShotError(Exception):
     ``status_code`` is the HTTP status, ``error`` the machine-readable code (e.g.
     ``not_found``, ``validation_error``, ``limit_exceeded``) and ``detail`` the
     service's explanation (a string, or for ``validation_error`` pydantic's list of
-    errors). Answers without the service's error body (e.g. from a proxy) get the
-    code ``http_error`` and the body (or its text) as detail."""
+    errors). Answers without the service's error body (e.g. from a proxy, or a URL
+    that is not the service) get the code ``http_error`` and the body (or the start of
+    its text) as detail. ``headers`` are the answer's headers; ``retry_after`` is its
+    ``Retry-After`` in seconds (sent with 503 ``overloaded``), else None."""
 
-    def __init__(self, status_code: int, error: str, detail: object) -> None:
+    def __init__(self, status_code: int, error: str, detail: object,
+                 headers: Mapping[str, str] | None = None) -> None:
         self.status_code = status_code
         self.error = error
         self.detail = detail
+        self.headers: Mapping[str, str] = headers if headers is not None else {}
         super().__init__(f"{status_code} {error}: {_describe(detail)}")
+
+    @property
+    def retry_after(self) -> float | None:
+        try:
+            return float(self.headers.get("retry-after", ""))
+        except ValueError:
+            return None
 
     @classmethod
     def from_response(cls, response: httpx.Response) -> FewShotError:
+        headers = response.headers
         try:
             body = response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
-            return cls(response.status_code, "http_error", response.text.strip() or response.reason_phrase)
+            text = " ".join(response.text.split())
+            text = text if len(text) <= 200 else text[:200] + "…"
+            if response.is_success:
+                text = f"the answer is not JSON, is {response.request.url.copy_with(path='/', query=None)} the service? ({text})"
+            elif response.is_redirect:
+                text = f"redirected to {response.headers.get('location')}"
+            return cls(response.status_code, "http_error", text or response.reason_phrase, headers)
         if isinstance(body, dict) and isinstance(body.get("error"), str):
-            return cls(response.status_code, body["error"], body.get("detail"))
-        return cls(response.status_code, "http_error", body)
+            return cls(response.status_code, body["error"], body.get("detail"), headers)
+        return cls(response.status_code, "http_error", body, headers)
 
 
 def _describe(detail: object) -> str:
@@ -164,7 +200,7 @@ class FewShotClient:
         if out_of_scope is not None:
             body["out_of_scope"] = _texts(out_of_scope)
         if oos_threshold is not None:
-            body["oos_threshold"] = oos_threshold
+            body["oos_threshold"] = _finite(oos_threshold)
         if unlabelled is not None:
             body["unlabelled"] = _texts(unlabelled)
         return self._call("POST", "/v1/tasks", body)
@@ -175,7 +211,7 @@ class FewShotClient:
 
     def get_task(self, task_id: str) -> Task:
         """The task at its current version."""
-        return self._call("GET", f"/v1/tasks/{task_id}")
+        return self._call("GET", _task_path(task_id))
 
     def update_task(self, task_id: str, *, name: str | None = None, oos_threshold: float | None = UNSET) -> Task:
         """Rename the task and/or set its out-of-scope threshold override
@@ -184,12 +220,12 @@ class FewShotClient:
         if name is not None:
             body["name"] = name
         if oos_threshold is not UNSET:
-            body["oos_threshold"] = oos_threshold
-        return self._call("PATCH", f"/v1/tasks/{task_id}", body)
+            body["oos_threshold"] = None if oos_threshold is None else _finite(oos_threshold)
+        return self._call("PATCH", _task_path(task_id), body)
 
     def delete_task(self, task_id: str) -> None:
         """Delete the task with all its examples and versions."""
-        self._call("DELETE", f"/v1/tasks/{task_id}")
+        self._call("DELETE", _task_path(task_id))
 
     def add_examples(
         self,
@@ -209,12 +245,12 @@ class FewShotClient:
             body["out_of_scope"] = _texts(out_of_scope)
         if unlabelled is not None:
             body["unlabelled"] = _texts(unlabelled)
-        return self._call("POST", f"/v1/tasks/{task_id}/examples", body)
+        return self._call("POST", _task_path(task_id, "/examples"), body)
 
     def list_examples(self, task_id: str, version: int | None = None) -> ExampleList:
         """The examples of a version (default: the current one) with their ids;
         out-of-scope examples and unlabelled texts have the label None (see ``kind``)."""
-        return self._call("GET", f"/v1/tasks/{task_id}/examples", params=_drop_none(version=version))
+        return self._call("GET", _task_path(task_id, "/examples"), params=_drop_none(version=version))
 
     def remove_examples(self, task_id: str, example_ids: Iterable[int] = (), labels: Iterable[str] = (),
                         unlabelled: bool = False) -> Task:
@@ -222,15 +258,15 @@ class FewShotClient:
         without these labels (with all their examples) and, with ``unlabelled``,
         without any unlabelled text."""
         body = {"example_ids": list(example_ids), "labels": _texts(labels), "unlabelled": unlabelled}
-        return self._call("POST", f"/v1/tasks/{task_id}/remove", body)
+        return self._call("POST", _task_path(task_id, "/remove"), body)
 
     def versions(self, task_id: str) -> VersionList:
         """All versions of the task, oldest first, and the current version number."""
-        return self._call("GET", f"/v1/tasks/{task_id}/versions")
+        return self._call("GET", _task_path(task_id, "/versions"))
 
     def rollback(self, task_id: str, version: int) -> Task:
         """Make a new version with the content (and adapter) of ``version``."""
-        return self._call("POST", f"/v1/tasks/{task_id}/rollback", {"version": version})
+        return self._call("POST", _task_path(task_id, "/rollback"), {"version": version})
 
     def predict(self, task_id: str, texts: str | Sequence[str], top_k: int = 3, version: int | None = None) -> PredictResult:
         """Classify texts (a single string is one text), optionally with a pinned
@@ -238,7 +274,7 @@ class FewShotClient:
         body: dict[str, Any] = {"texts": _texts(texts), "top_k": top_k}
         if version is not None:
             body["version"] = version
-        return self._call("POST", f"/v1/tasks/{task_id}/predict", body)
+        return self._call("POST", _task_path(task_id, "/predict"), body)
 
     def evaluate(self, task_id: str, examples: Iterable[ExampleLike], version: int | None = None) -> EvaluateResult:
         """Accuracy (with and before rejection), macro-F1, calibration error, per-label
@@ -247,11 +283,11 @@ class FewShotClient:
         body: dict[str, Any] = {"examples": _examples(examples, allow_none=True)}
         if version is not None:
             body["version"] = version
-        return self._call("POST", f"/v1/tasks/{task_id}/evaluate", body)
+        return self._call("POST", _task_path(task_id, "/evaluate"), body)
 
     def export_task(self, task_id: str, version: int | None = None) -> dict[str, Any]:
         """The task (default: its current version) as one JSON document for :meth:`import_task`."""
-        return self._call("GET", f"/v1/tasks/{task_id}/export", params=_drop_none(version=version))
+        return self._call("GET", _task_path(task_id, "/export"), params=_drop_none(version=version))
 
     def import_task(self, document: Mapping[str, Any]) -> Task:
         """Create a task (in this client's tenant) from an exported document."""
@@ -264,17 +300,36 @@ class FewShotClient:
     def _call(self, method: str, path: str, body: Any = None, params: Mapping[str, Any] | None = None,
               key: str | None | _Unset = UNSET) -> Any:
         key = self.api_key if key is UNSET else key
+        if key and not (key.isascii() and key.isprintable() and key == key.strip() and " " not in key):
+            raise ValueError("the API key has spaces, line breaks or non-ASCII characters: check how it was copied")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         response = self._http.request(method, self._url(path), json=body, params=params, headers=headers)
         return self._body(response)
 
     @staticmethod
     def _body(response: httpx.Response) -> Any:
-        if response.is_error:
+        if not response.is_success:  # errors, and redirects (the service sends none)
             raise FewShotError.from_response(response)
         if response.status_code == 204 or not response.content:
             return None
-        return response.json()
+        body = _json_or_none(response)
+        if body is None:
+            raise FewShotError.from_response(response)
+        return body
+
+
+def _task_path(task_id: str, suffix: str = "") -> str:
+    """``/v1/tasks/{id}{suffix}``; an id is one path segment of URL-safe characters (the
+    service's ids are 32 hex digits), so ``"abc/versions"`` cannot reach another route."""
+    if not isinstance(task_id, str) or not _TASK_ID.fullmatch(task_id) or task_id in (".", ".."):
+        raise ValueError(f"not a task id: {task_id!r}" if task_id else "a task id is needed (got an empty one)")
+    return f"/v1/tasks/{task_id}{suffix}"
+
+
+def _finite(value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"oos_threshold must be a finite number, got {value!r}")
+    return float(value)
 
 
 def _json_or_none(response: httpx.Response) -> Any:

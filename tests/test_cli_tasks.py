@@ -204,12 +204,61 @@ def test_errors_are_reported_with_a_non_zero_exit(run: Run, files: dict[str, str
     assert "expected a JSON object" in err
 
     monkeypatch.delenv("FEWSHOT_API_KEY")
-    _, err = run("tasks", "list", code=1)
-    assert err.startswith("error: 401 unauthorized")
+    _, err = run("tasks", "list", code=2)  # refused before anything is sent
+    assert err.startswith("error: no API key: give --api-key or set FEWSHOT_API_KEY")
+    monkeypatch.delenv("FEWSHOT_ADMIN_KEY")
+    _, err = run("tenants", "create", "x", code=2)
+    assert err.startswith("error: no admin key")
     _, err = run("tasks", "list", "--api-key", "fsk_wrong", code=1)
     assert err.startswith("error: 401 unauthorized")
     _, err = run("tenants", "create", "x", "--admin-key", "wrong", code=1)
     assert err.startswith("error: 403 forbidden")
+
+
+def test_unusable_files_and_options_are_one_line_and_exit_2(run: Run, files: dict[str, str], api_key: str,
+                                                             tmp_path: Path) -> None:
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("caf\xe9 ouvert ?\n".encode("latin-1"))
+    for argv in (("tasks", "predict", "abc", "--file", str(latin)), ("tasks", "add", "abc", "--out-of-scope", str(latin)),
+                 ("tasks", "import", str(latin))):
+        _, err = run(*argv, code=2)
+        assert err == f"error: {latin}: not UTF-8 text (byte 3); save it as UTF-8\n"
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    _, err = run("tasks", "create", "--name", "x", "--examples", str(empty), code=2)
+    assert err == f"error: {empty}: no examples in it\n"
+    no_labels = tmp_path / "labels.json"
+    no_labels.write_text("[]")
+    _, err = run("tasks", "create", "--name", "x", "--labels", str(no_labels), code=2)
+    assert err == f"error: {no_labels}: no labels in it\n"
+    _, err = run("tasks", "get", "", code=2)
+    assert err == "error: a task id is needed (got an empty one)\n"
+    _, err = run("tasks", "list", "--api-key", "fsk_caf\xe9", code=2)
+    assert "non-ASCII" in err and "fsk_" not in err  # the key itself is not echoed
+
+    task, _ = run("tasks", "create", "--name", "t", "--examples", files["examples"])
+    # a padded key (pasted with its newline) still works; a task id is one path segment
+    got, _ = run("tasks", "get", task["id"], "--api-key", f" {api_key}\n")
+    assert got["id"] == task["id"]
+    _, err = run("tasks", "get", f"{task['id']}/versions", code=2)
+    assert err == f"error: not a task id: '{task['id']}/versions'\n"
+    # out-of-scope texts as JSON objects in a file not called .jsonl: the text, not the JSON
+    oos = tmp_path / "oos.json"
+    oos.write_text(json.dumps({"text": "tell me a joke", "label": "oos"}) + "\n{not json, a plain line\n")
+    run("tasks", "add", task["id"], "--out-of-scope", str(oos))
+    listed, _ = run("tasks", "examples", task["id"])
+    assert sorted(e["text"] for e in listed["examples"] if e["kind"] == "out_of_scope") == [
+        "tell me a joke", "{not json, a plain line"]
+    _, err = run("tasks", "export", task["id"], "--out", str(tmp_path), code=2)
+    assert "is a folder" in err
+    _, err = run("tasks", "export", task["id"], "--out", str(tmp_path / "no" / "such" / "dir.json"), code=2)
+    assert err.startswith(f"error: cannot write {tmp_path / 'no' / 'such' / 'dir.json'}")
+    for bad in ("nan", "inf"):
+        with pytest.raises(SystemExit):  # argparse: must be a finite number
+            main(["tasks", "update", "abc", "--oos-threshold", bad])
+    for bad in ("0", "-1", "inf"):
+        with pytest.raises(SystemExit):
+            main(["tasks", "list", "--timeout", bad])
 
 
 def test_url_and_keys_come_from_options_then_environment(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -231,9 +280,25 @@ def test_an_unreachable_server_is_a_clear_error(monkeypatch: pytest.MonkeyPatch,
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    assert main(["tasks", "list", "--url", f"http://127.0.0.1:{port}", "--timeout", "5"]) == 1
+    assert main(["tasks", "list", "--url", f"http://127.0.0.1:{port}", "--timeout", "5", "--api-key", "fsk_x"]) == 1
     out, err = capsys.readouterr()
     assert out == "" and err.startswith(f"error: cannot reach http://127.0.0.1:{port}: ")
+    assert main(["health", "--url", "http://[::1"]) == 2
+    assert capsys.readouterr().err.startswith("error: --url 'http://[::1' is not a URL")
+
+
+def test_a_timeout_says_the_change_may_have_been_applied(monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    import httpx
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    monkeypatch.setattr(cli_tasks, "make_client", lambda args: FewShotClient(
+        cli_tasks.connection(args)[0], api_key="fsk_x", transport=httpx.MockTransport(slow)))
+    assert main(["tasks", "list", "--api-key", "fsk_x", "--timeout", "0.5"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: no answer from http://127.0.0.1:8000 within 0.5 s; a change may still have been applied")
 
 
 def test_parser_and_light_imports() -> None:

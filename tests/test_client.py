@@ -201,6 +201,41 @@ def test_a_custom_transport_and_non_json_errors() -> None:
     assert "Authorization" not in seen[0].headers  # healthz needs no key
 
 
+def test_answers_that_are_not_the_service_and_retry_hints() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/healthz":
+            return httpx.Response(200, text="<html>" + "welcome " * 100 + "</html>")
+        if request.url.path.endswith("/predict"):
+            return httpx.Response(503, json={"error": "overloaded", "detail": "busy"}, headers={"Retry-After": "2"})
+        if request.url.path == "/v1/tasks/a-b":
+            return httpx.Response(200, json={"id": "a-b"})
+        return httpx.Response(307, headers={"Location": "http://elsewhere/"})
+
+    with FewShotClient("http://fewshot.example", api_key="fsk_x", transport=httpx.MockTransport(handler)) as fewshot:
+        with pytest.raises(FewShotError) as caught:
+            fewshot.healthz()
+        assert caught.value.error == "http_error" and "not JSON" in caught.value.detail
+        assert len(caught.value.detail) < 300  # a web page is shortened, on one line
+        with pytest.raises(FewShotError) as caught:
+            fewshot.predict("abc", ["hello"])
+        assert (caught.value.error, caught.value.retry_after) == ("overloaded", 2.0)
+        with pytest.raises(FewShotError) as caught:
+            fewshot.delete_task("abc")  # a redirect is not a success
+        assert caught.value.status_code == 307 and "elsewhere" in caught.value.detail
+        assert fewshot.get_task("a-b") == {"id": "a-b"}
+        for bad in ("a/b", "a?b", "..", "a b"):  # an id is one URL-safe path segment
+            with pytest.raises(ValueError, match="not a task id"):
+                fewshot.get_task(bad)
+        for bad in (float("nan"), float("inf")):
+            with pytest.raises(ValueError):
+                fewshot.update_task("abc", oos_threshold=bad)
+        with pytest.raises(ValueError):
+            fewshot.get_task("")
+        fewshot.api_key = "fsk_x\n"
+        with pytest.raises(ValueError, match="line breaks"):
+            fewshot.list_tasks()
+
+
 def test_a_passed_in_http_client_is_not_closed(client: TestClient) -> None:
     with FewShotClient("http://testserver", http_client=client) as fewshot:
         assert fewshot.healthz()["status"] == "ok"
