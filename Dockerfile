@@ -1,19 +1,21 @@
 # syntax=docker/dockerfile:1
-# CPU image by default: python:3.11-slim with torch pinned by constraints.txt.
+# CPU image by default: python:3.11-slim with torch pinned by constraints.txt, from the
+# PyTorch CPU wheel index (PyPI's Linux torch wheel would pull the CUDA libraries).
 #
 #   docker build -t fewshot .
 #   docker run -p 8000:8000 -e FEWSHOT_ADMIN_KEY=... fewshot
 #
 # Build arguments:
-#   TORCH_INDEX_URL  install torch from this index first (e.g. the PyTorch CPU wheel
-#                    index, for a small image: PyPI's Linux wheel bundles CUDA libraries)
+#   TORCH_INDEX_URL  where torch comes from (default: the PyTorch CPU wheel index; empty:
+#                    PyPI, whose Linux wheel bundles the CUDA libraries, several GB)
 #   BASE_IMAGE       another Python 3.11+ base, e.g. one that already has a CUDA torch
-#   USE_CONSTRAINTS  "false" skips constraints.txt, so a torch in BASE_IMAGE is kept
+#   USE_CONSTRAINTS  "false" skips constraints.txt and the torch step, so a torch in
+#                    BASE_IMAGE is kept (TORCH_INDEX_URL is then not used)
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}
 
 ARG USE_CONSTRAINTS=true
-ARG TORCH_INDEX_URL=
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

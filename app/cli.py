@@ -74,13 +74,13 @@ def _serve(args: argparse.Namespace) -> int:
     from app.settings import Settings
 
     try:  # the app reads them again in each worker; refuse bad ones here with one line, not a traceback
-        Settings()
+        settings = Settings()
     except ValidationError as error:
         problems = "; ".join((f"FEWSHOT_{str(e['loc'][0]).upper()}: " if e["loc"] else "") + e["msg"].removeprefix("Value error, ")
                              for e in error.errors())
         print(f"error: {problems}", file=sys.stderr)
         return 2
-    if args.workers > 1 and not os.environ.get("FEWSHOT_ADMIN_KEY"):
+    if args.workers > 1 and settings.admin_key is None:  # from the environment or .env
         print("error: with --workers > 1 set FEWSHOT_ADMIN_KEY (each worker would otherwise make its own key)",
               file=sys.stderr)
         return 2

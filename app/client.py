@@ -164,7 +164,8 @@ class FewShotClient:
     # --- tenants and health ------------------------------------------------------------
     def healthz(self) -> Health:
         """``{"status": "ok", "encoder": ..., "device": ...}`` once the server is ready;
-        ``{"status": "starting"}`` (HTTP 503) while it loads the encoder."""
+        ``{"status": "starting"}`` (HTTP 503) while it loads the encoder, and
+        ``{"status": "database_unavailable"}`` (HTTP 503) when its database does not answer."""
         response = self._http.request("GET", self._url("/healthz"))
         if response.status_code == 503:
             body = _json_or_none(response)

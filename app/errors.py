@@ -4,11 +4,16 @@ Every error response has the body ``{"error": <code>, "detail": <message>}``."""
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("fewshot")
 
 
 class DomainError(Exception):
@@ -71,3 +76,29 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed", 413: "limit_exceeded"}.get(error.status_code, "http_error")
         return JSONResponse(error_body(code, error.detail), status_code=error.status_code, headers=error.headers)
+
+    @app.exception_handler(DBAPIError)
+    async def _database(_: Request, error: DBAPIError) -> JSONResponse:
+        if not error.connection_invalidated and not _is_unavailable(error):
+            raise error  # a real bug: the catch-all below answers it (and it is logged)
+        log.warning("the database does not answer: %s", type(error.orig).__name__)
+        return JSONResponse(error_body("database_unavailable", "the database does not answer; try again shortly"),
+                            status_code=503, headers={"Retry-After": "5"})
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
+        return JSONResponse(error_body("internal_error", "internal server error"), status_code=500)
+
+
+def _is_unavailable(error: DBAPIError) -> bool:
+    """Connection-level failures (server down, refused, dropped), not SQL errors."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    if isinstance(error, InterfaceError):
+        return True
+    if not isinstance(error, OperationalError):
+        return False
+    message = str(error.orig).lower()
+    return any(sign in message for sign in ("connect", "connection", "server closed", "terminat", "unable to open",
+                                            "timeout", "timed out", "no route", "refused"))

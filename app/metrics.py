@@ -1,13 +1,24 @@
 """Prometheus metrics at ``GET /metrics``: request latency by route, encoder batches,
-adaptation time and adapter-cache state (prometheus-client's default registry)."""
+adaptation time and adapter-cache state (prometheus-client's default registry).
+
+Label values are bounded: the route is the route's template (``/v1/tasks/{task_id}``,
+never an id; ``unmatched`` for unknown paths) and the method one of the standard ones
+(``other`` for anything else a client makes up). The figures are per process: with
+``fewshot serve --workers N`` each scrape reaches one worker."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 REQUESTS = Histogram(
     "fewshot_request_seconds", "HTTP request latency", ["method", "route", "status"],
@@ -20,8 +31,26 @@ ADAPT_SECONDS = Histogram("fewshot_adaptation_seconds", "inner-loop adaptation t
                           buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 CACHE_BYTES = Gauge("fewshot_adapter_cache_bytes", "bytes of adapters held in memory")
 CACHE_ENTRIES = Gauge("fewshot_adapter_cache_entries", "adapters held in memory")
-CACHE_HITS = Gauge("fewshot_adapter_cache_hits", "adapter cache hits since start")
-CACHE_MISSES = Gauge("fewshot_adapter_cache_misses", "adapter cache misses since start")
+
+
+class CacheCounters(Collector):
+    """``fewshot_adapter_cache_hits_total`` / ``..._misses_total``: counters read from the
+    serving app's adapter cache at scrape time (the cache counts; this only reports)."""
+
+    def __init__(self) -> None:
+        self.engine: Callable[[], Any] = lambda: None
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        engine = self.engine()
+        if engine is None:
+            return
+        yield CounterMetricFamily("fewshot_adapter_cache_hits", "adapter cache hits since start", value=engine.cache.hits)
+        yield CounterMetricFamily("fewshot_adapter_cache_misses", "adapter cache misses since start",
+                                  value=engine.cache.misses)
+
+
+CACHE_COUNTERS = CacheCounters()
+REGISTRY.register(CACHE_COUNTERS)
 
 
 class RequestTimer:
@@ -48,11 +77,13 @@ class RequestTimer:
         finally:
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
-            REQUESTS.labels(scope["method"], path, str(status)).observe(time.perf_counter() - started)
+            method = scope["method"] if scope["method"] in METHODS else "other"
+            REQUESTS.labels(method, path, str(status)).observe(time.perf_counter() - started)
 
 
 def install_metrics(app: FastAPI) -> None:
     app.add_middleware(RequestTimer)
+    CACHE_COUNTERS.engine = lambda: app.state.engine  # the latest app built in this process
 
     @app.get("/metrics", include_in_schema=False)
     def metrics(request: Request) -> Response:
@@ -60,6 +91,4 @@ def install_metrics(app: FastAPI) -> None:
         if engine is not None:
             CACHE_BYTES.set(engine.cache.num_bytes)
             CACHE_ENTRIES.set(len(engine.cache))
-            CACHE_HITS.set(engine.cache.hits)
-            CACHE_MISSES.set(engine.cache.misses)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     def _refuse_unsafe_production(self) -> "Settings":
         if self.environment == "production":
             problems = []
-            if self.admin_key is None or len(self.admin_key.get_secret_value()) < 24:
+            if self.admin_key is None or len(self.admin_key.get_secret_value().strip()) < 24:
                 problems.append("FEWSHOT_ADMIN_KEY must be set to at least 24 characters")
             if _is_in_memory_sqlite(self.database_url):
                 problems.append("an in-memory database loses every task on restart")
@@ -80,6 +80,18 @@ class Settings(BaseSettings):
         return InnerLoopConfig.from_dict(values)
 
 
+class _DatabaseSetting(BaseSettings):
+    """Only the database URL, read like :class:`Settings` reads it (``FEWSHOT_DATABASE_URL``,
+    then ``.env``), without the other fields' checks: what the ``alembic`` command uses."""
+
+    model_config = SettingsConfigDict(env_prefix="FEWSHOT_", env_file=".env", extra="ignore")
+    database_url: str = Settings.model_fields["database_url"].default
+
+
+def configured_database_url() -> str:
+    return _DatabaseSetting().database_url
+
+
 def _is_in_memory_sqlite(database_url: str) -> bool:
     """``sqlite://``, ``sqlite:///`` and ``sqlite:///:memory:`` (any driver, any query
     string, SQLAlchemy's ``mode=memory`` URIs too) all name a database that lives in memory."""
@@ -92,4 +104,5 @@ def _is_in_memory_sqlite(database_url: str) -> bool:
     if url.get_backend_name() != "sqlite":
         return False
     database = url.database or ""
-    return database in ("", ":memory:") or "mode=memory" in database or url.query.get("mode") == "memory"
+    return (database in ("", ":memory:") or database.startswith("file::memory:") or "mode=memory" in database
+            or url.query.get("mode") == "memory")

@@ -1,23 +1,23 @@
-"""Alembic environment: the URL comes from the caller's config, else FEWSHOT_DATABASE_URL."""
+"""Alembic environment: the URL comes from the caller's config (``fewshot migrate``, the
+server, the tests), else the service's settings (``FEWSHOT_DATABASE_URL``, then ``.env``),
+so the ``alembic`` command migrates the database the server uses."""
 
 from __future__ import annotations
-
-import os
 
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 from app.db.tables import Base
+from app.settings import configured_database_url
 
 config = context.config
 target_metadata = Base.metadata
-url = config.get_main_option("sqlalchemy.url") or os.environ.get("FEWSHOT_DATABASE_URL", "sqlite:///./fewshot.db")
+url = config.get_main_option("sqlalchemy.url") or configured_database_url()
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=url, target_metadata=target_metadata, literal_binds=True, render_as_batch=True)
-    with context.begin_transaction():
-        context.run_migrations()
+    raise SystemExit("offline SQL generation (alembic --sql) is not supported: migrations 0002 and 0004 read "
+                     "rows to move data; run them against the database (`fewshot migrate`)")
 
 
 def run_migrations_online() -> None:

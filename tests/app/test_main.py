@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -62,3 +65,34 @@ def test_app_shuts_down_cleanly(app: FastAPI) -> None:
     with TestClient(app) as client:
         assert client.get("/healthz").status_code == 200
     assert app.state.engine is None
+
+
+def test_a_database_that_stops_answering_is_503_not_a_plain_500(app: FastAPI, tmp_path: Path) -> None:
+    from sqlalchemy import create_engine
+
+    from app.db.session import make_session_factory
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        tenant = client.post("/v1/tenants", json={"name": "acme"}, headers={"Authorization": f"Bearer {app.state.admin_key}"})
+        headers = {"Authorization": f"Bearer {tenant.json()['api_key']}"}
+        assert client.get("/v1/tasks", headers=headers).status_code == 200
+        # the database goes away (here: a file in a folder that does not exist)
+        app.state.session_factory = make_session_factory(create_engine(f"sqlite:///{tmp_path}/gone/fewshot.db"))
+        health = client.get("/healthz")
+        assert health.status_code == 503 and health.json() == {"status": "database_unavailable"}
+        listed = client.get("/v1/tasks", headers=headers)
+        assert listed.status_code == 503 and listed.json()["error"] == "database_unavailable"
+        assert listed.headers["retry-after"] == "5"
+
+
+def test_an_unexpected_error_is_a_json_500(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.routers import health
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(health, "text", broken)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/healthz")
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal_error", "detail": "internal server error"}

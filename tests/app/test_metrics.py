@@ -16,3 +16,12 @@ def test_metrics_count_predictions_and_requests(client: TestClient) -> None:
     assert 'route="/v1/tasks/{task_id}/predict"' in body
     assert "fewshot_adapter_cache_entries" in body
     assert "fewshot_encoder_batch_texts_bucket" in body
+    assert "# TYPE fewshot_adapter_cache_hits_total counter" in body
+    assert "# TYPE fewshot_adapter_cache_misses_total counter" in body
+
+
+def test_made_up_methods_share_one_label_value(client: TestClient) -> None:
+    for method in ("X00001", "X00002"):
+        client.request(method, "/healthz")
+    body = client.get("/metrics").text
+    assert "X00001" not in body and 'method="other",route="/healthz"' in body

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
@@ -21,13 +23,15 @@ def test_production_refuses_unsafe_defaults() -> None:
         Settings(_env_file=None, environment="production")
     with pytest.raises(ValidationError, match="ADMIN_KEY"):
         Settings(_env_file=None, environment="production", admin_key="short")
+    with pytest.raises(ValidationError, match="ADMIN_KEY"):
+        Settings(_env_file=None, environment="production", admin_key=" " * 30)
     with pytest.raises(ValidationError, match="in-memory"):
         Settings(_env_file=None, environment="production", admin_key="k" * 32, database_url="sqlite:///:memory:")
     assert Settings(_env_file=None, environment="production", admin_key="k" * 32).environment == "production"
 
 
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "sqlite:///:memory:", "sqlite+pysqlite://",
-                                 "sqlite:///file:tasks?mode=memory&uri=true"])
+                                 "sqlite:///file:tasks?mode=memory&uri=true", "sqlite:///file::memory:?uri=true"])
 def test_production_refuses_every_spelling_of_an_in_memory_database(url: str) -> None:
     with pytest.raises(ValidationError, match="in-memory"):
         Settings(_env_file=None, environment="production", admin_key="k" * 32, database_url=url)
@@ -61,3 +65,17 @@ def test_limits_are_validated() -> None:
 def test_label_limit_cannot_exceed_the_label_column() -> None:
     with pytest.raises(ValidationError, match="max_label_chars"):
         Settings(_env_file=None, max_label_chars=201)
+
+
+def test_the_alembic_command_reads_the_database_url_like_the_server(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """``alembic upgrade head`` with the URL in ``.env`` migrates that database, not ./fewshot.db."""
+    from app.settings import configured_database_url
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("FEWSHOT_DATABASE_URL", raising=False)
+    monkeypatch.setenv("FEWSHOT_ENVIRONMENT", "production")  # other settings need not be valid for this
+    (tmp_path / ".env").write_text(f"FEWSHOT_DATABASE_URL=sqlite:///{tmp_path}/from-dotenv.db\n")
+    assert configured_database_url() == f"sqlite:///{tmp_path}/from-dotenv.db"
+    monkeypatch.setenv("FEWSHOT_DATABASE_URL", "sqlite:///from-env.db")
+    assert configured_database_url() == "sqlite:///from-env.db"
