@@ -107,6 +107,8 @@ def rejection_quantile(scores: torch.Tensor, level: float) -> float:
     position = level * (len(ordered) + 1)
     if position <= 1 or len(ordered) == 1:
         return float(ordered[0].item())
+    if position >= len(ordered):  # a level above n / (n + 1): the largest score (not past it)
+        return float(ordered[-1].item())
     below = min(int(position), len(ordered) - 1)  # 1-based rank of the neighbour below
     lower, upper = ordered[below - 1], ordered[below]
     return float((lower + (position - below) * (upper - lower)).item())

@@ -25,7 +25,7 @@ few small matrix products. Higher scores mean more in scope.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -197,7 +197,12 @@ class OutOfScopeModel:
         )
 
     def to(self, device: torch.device | str) -> "OutOfScopeModel":
-        return OutOfScopeModel.from_tensors({k: v.to(device) for k, v in self.tensors().items()})
+        """The same model on ``device`` (fit-time fields such as ``examples`` kept)."""
+        def moved(precision: LowRankPrecision) -> LowRankPrecision:
+            return replace(precision, basis=precision.basis.to(device), coef=precision.coef.to(device))
+
+        return replace(self, means=self.means.to(device), within=moved(self.within),
+                       background_mean=self.background_mean.to(device), background=moved(self.background))
 
 
 def fit_out_of_scope(embeddings: torch.Tensor, targets: torch.Tensor, num_classes: int,

@@ -100,7 +100,8 @@ def embed_texts(segments: Sequence[Sequence[str]], checkpoints: Sequence[Checkpo
     states = concat_states([cached_token_states(bare.model, bare.tokenizer, list(part), cache_layer, sha, cache_dir,
                                                 bare.max_length, progress) for part in segments])
     texts = [text for part in segments for text in part]
-    states.states = states.states.to(bare.device)
+    # the cached states are fp32; on CUDA the encoder runs in half precision
+    states.states = states.states.to(bare.device, next(bare.model.parameters()).dtype)
     outputs: list[torch.Tensor] = []
     bare_embeddings: torch.Tensor | None = None
     pooled: torch.Tensor | None = None

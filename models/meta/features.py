@@ -117,7 +117,8 @@ def cached_token_states(
 
     Only valid for the *base* encoder's lower layers, which no checkpoint below ``upto`` changes.
     """
-    key = hashlib.sha256(f"{base_sha256}|{upto}|{max_length}|".encode())
+    dtype = next(model.parameters()).dtype  # fp16 states (a GPU run) must not serve an fp32 run
+    key = hashlib.sha256(f"{base_sha256}|{upto}|{max_length}|{'' if dtype == torch.float32 else dtype}".encode())
     for text in texts:
         key.update(text.encode("utf-8") + b"\x00")
     file = Path(cache_dir) / f"states-{key.hexdigest()[:24]}.safetensors" if cache_dir else None

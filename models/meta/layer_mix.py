@@ -38,7 +38,9 @@ def cached_pooled_layers(encoder: TransformerEncoder, texts: Sequence[str], base
     """``encoder.encode_layers`` (on the CPU) memoised on disk (safetensors) by base encoder, length limit and texts.
 
     Only valid for the *bare* base encoder (no weight overrides, no mix)."""
-    key = hashlib.sha256(f"pooled-layers|{base_sha256}|{encoder.max_length}|{encoder.pooling}|".encode())
+    dtype = next(encoder.model.parameters()).dtype  # fp16 layers (a GPU run) must not serve an fp32 run
+    key = hashlib.sha256(f"pooled-layers|{base_sha256}|{encoder.max_length}|{encoder.pooling}|"
+                         f"{'' if dtype == torch.float32 else dtype}".encode())
     for text in texts:
         key.update(text.encode("utf-8") + b"\x00")
     file = Path(cache_dir) / f"pooled-{key.hexdigest()[:24]}.safetensors" if cache_dir else None

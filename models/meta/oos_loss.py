@@ -8,8 +8,11 @@ queries should score below every in-scope query. The term is a smooth AUROC surr
 (the mean softplus of ``(s_out - s_in) / temperature`` over all pairs; Yan et al. 2003,
 "Optimizing classifier performance via an approximation to the Wilcoxon-Mann-Whitney
 statistic"), added to the episode's own loss on the remaining classes. The score is
-computed densely here (a ``dim x dim`` solve), which is differentiable; the service's
-low-rank form gives the same values.
+computed densely here (a ``dim x dim`` inverse), which is differentiable. It equals the
+service's low-rank form while the support set's scatter has at most ``DEFAULT_RANK``
+(64) directions; with more rows the service keeps only the top 64 and the two differ
+a little (a few percent of a typical score at 400 rows). Like the service, a scatter
+without spread (one example per class) borrows the background's variance.
 """
 
 from __future__ import annotations
@@ -25,10 +28,14 @@ from models.out_of_scope import DEFAULT_SHRINKAGE, background_weight, class_mean
 EpisodeLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int, InnerLoopConfig], torch.Tensor]
 
 
-def _shrunk_precision(residuals: torch.Tensor, shrinkage: float) -> torch.Tensor:
+def _shrunk_precision(residuals: torch.Tensor, shrinkage: float, fallback_variance: torch.Tensor | None = None
+                      ) -> torch.Tensor:
     covariance = residuals.T @ residuals / len(residuals)
     dim = covariance.shape[0]
-    target = covariance.diagonal().mean().clamp_min(1e-8) * torch.eye(dim, dtype=covariance.dtype, device=covariance.device)
+    variance = covariance.diagonal().mean()
+    if fallback_variance is not None and float(variance) <= 1e-12:  # as models.out_of_scope.fit_precision
+        variance = fallback_variance
+    target = variance.clamp_min(1e-8) * torch.eye(dim, dtype=covariance.dtype, device=covariance.device)
     return torch.linalg.inv((1 - shrinkage) * covariance + shrinkage * target)
 
 
@@ -36,8 +43,9 @@ def relative_mahalanobis(support: torch.Tensor, targets: torch.Tensor, classes: 
                          shrinkage: float = DEFAULT_SHRINKAGE) -> torch.Tensor:
     """In-scope scores of ``points`` under Gaussians fitted to ``support``; differentiable."""
     means = class_means(support, targets, classes)
-    within = _shrunk_precision(support - means[targets], shrinkage)
     centre = support.mean(0)
+    spread = ((support - centre) ** 2).sum(-1).mean() / support.shape[1]  # the background's variance
+    within = _shrunk_precision(support - means[targets], shrinkage, spread)
     background = _shrunk_precision(support - centre, shrinkage)
     diff = points[:, None, :] - means[None]
     nearest = torch.einsum("ncd,de,nce->nc", diff, within, diff).min(-1).values

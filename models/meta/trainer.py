@@ -167,7 +167,7 @@ def meta_train(config: MetaTrainConfig, datasets: Sequence[MetaDataset], model: 
                 train[d.name] = ([d.train_rows[i] for i in rows], model.embed(d.train_states, rows).float())
         calibrated, table = calibrate_inner_loop(train, embed_valid(), vsets, model.inner.export(), config.calibrate_steps,
                                                  config.calibrate_episodes, config.calibrate_ways, config.shots, seed=config.seed,
-                                                 progress=progress)
+                                                 progress=progress, out_of_scope=config.select_on == "accuracy+oos")
         metrics["calibration"] = table
         metrics["inner_loop"] = calibrated.to_dict()
     else:

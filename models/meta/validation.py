@@ -132,15 +132,17 @@ def calibrate_inner_loop(
     learning_rate: float = 0.05,
     seed: int = 0,
     progress: bool = False,
+    out_of_scope: bool = False,
 ) -> tuple[InnerLoopConfig, list[dict]]:
     """Learn the inner loop on ``train`` episodes (rows, frozen embeddings) for each steps value.
 
     Returns the best config on meta-validation (possibly ``start`` itself) and the table
-    of candidates with their scores.
+    of candidates with their scores (with ``out_of_scope``, the same score as training's
+    ``--select-on accuracy+oos``: accuracy plus out-of-scope AUROC).
     """
     from tqdm.auto import tqdm
 
-    table = [{"candidate": "start", **start.to_dict(), **score(valid_embeddings, sets, start)}]
+    table = [{"candidate": "start", **start.to_dict(), **score(valid_embeddings, sets, start, out_of_scope)}]
     samplers = [EpisodeSampler(rows, ways, shot, 5, seed=seed + shot, source=name)
                 for name, (rows, _) in train.items() for shot in shots]
     for steps in steps_grid:
@@ -159,6 +161,6 @@ def calibrate_inner_loop(
                 if torch.isfinite(torch.nn.utils.clip_grad_norm_(learned.parameters(), 1.0)):
                     optimiser.step()
         config = learned.export()
-        table.append({"candidate": f"steps={steps}", **config.to_dict(), **score(valid_embeddings, sets, config)})
+        table.append({"candidate": f"steps={steps}", **config.to_dict(), **score(valid_embeddings, sets, config, out_of_scope)})
     best = max(table, key=lambda row: row["mean"])
     return InnerLoopConfig.from_dict(best), table

@@ -56,6 +56,9 @@ def test_rejection_quantile_rejects_the_level_on_average_even_with_few_scores() 
         assert 0.04 < rate < 0.06, (n, rate)
     assert rejection_quantile(torch.tensor([3.0, 1.0, 2.0]), 0.05) == 1.0  # too few: the smallest
     assert rejection_quantile(torch.tensor([7.0]), 0.05) == 7.0
+    # a level above n / (n + 1) is the largest score, never beyond it (type 6, as numpy's "weibull")
+    assert rejection_quantile(torch.tensor([0.0, 1.0, 2.0]), 0.9) == 2.0
+    assert rejection_quantile(torch.tensor([0.0, 1.0, 2.0]), 0.5) == 1.0
     assert rejection_quantile(torch.arange(39.0), 0.05) == 1.0  # position 2.0: the 2nd smallest
     assert abs(rejection_quantile(torch.arange(49.0), 0.05) - 1.5) < 1e-6  # position 2.5: halfway 2nd-3rd
 

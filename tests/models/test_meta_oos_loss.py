@@ -26,6 +26,14 @@ def test_dense_score_equals_the_services_low_rank_score() -> None:
     torch.testing.assert_close(relative_mahalanobis(support, ys, 4, query), service.scores(query), rtol=1e-4, atol=1e-4)
 
 
+def test_one_example_per_class_borrows_the_background_variance_like_the_service() -> None:
+    support, ys, query, _ = _episode(shots=1)
+    service = fit_out_of_scope(support, ys, 4, rank=12)
+    dense = relative_mahalanobis(support, ys, 4, query)
+    assert dense.abs().max() < 100  # not a division by the 1e-8 floor
+    torch.testing.assert_close(dense, service.scores(query), rtol=1e-4, atol=1e-4)
+
+
 def test_the_ranking_term_adds_to_the_loss_and_reaches_the_embeddings() -> None:
     support, ys, query, yq = _episode()
     support.requires_grad_(True)

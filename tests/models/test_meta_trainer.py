@@ -71,6 +71,15 @@ def test_early_stopping_and_best_state(tmp_path: Path) -> None:
     assert metrics["best_val"] == max(r["val"]["mean"] for r in metrics["history"])
 
 
+def test_calibration_keeps_the_out_of_scope_selection(tmp_path: Path) -> None:
+    """With ``select_on="accuracy+oos"`` the calibration table (and ``final_val``, the
+    search objective) scores candidates the way training's validation did."""
+    config = replace(CONFIG, algorithm="metasgd", episodes=4, calibrate=True, select_on="accuracy+oos")
+    metrics = meta_train(config, _data(), _model(config), tmp_path / "run", progress=False)
+    assert all("oos_auroc" in row for row in metrics["calibration"])
+    assert all(row["mean"] == pytest.approx(row["toy"] + row["oos_auroc"]) for row in metrics["calibration"])
+
+
 @pytest.mark.parametrize("algorithm", ["metasgd", "maml-head"])
 def test_calibration_and_checkpoint_files(tmp_path: Path, algorithm: str) -> None:
     config = replace(CONFIG, algorithm=algorithm, episodes=4, calibrate=True)

@@ -56,6 +56,14 @@ def test_leave_one_out_is_close_to_refitting_without_the_example() -> None:
     assert (in_sample - refitted).abs().mean() > 5 * (held_out - refitted).abs().mean()
 
 
+def test_moving_the_model_keeps_what_leave_one_out_needs() -> None:
+    embeddings, targets, _ = _clusters(per_class=5)
+    model = fit_out_of_scope(embeddings, targets, 3, rank=16)
+    moved = model.to("cpu")
+    assert (moved.within.examples, moved.within.shrinkage) == (model.within.examples, model.within.shrinkage)
+    torch.testing.assert_close(moved.leave_one_out_scores(embeddings, targets), model.leave_one_out_scores(embeddings, targets))
+
+
 def test_singletons_are_left_out_and_a_single_class_still_scores() -> None:
     embeddings, targets, _ = _clusters(classes=2, per_class=3)
     targets = torch.tensor([0, 0, 0, 1, 2, 3])  # three singleton classes
