@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     max_examples_per_request: int = Field(5_000, ge=1)
     max_unlabelled_per_task: int = Field(10_000, ge=0, description="unlabelled texts a task may hold")
     max_labels_per_task: int = Field(1_000, ge=2)
+    max_versions_per_task: int = Field(1_000, ge=1, description="versions a task keeps; a change beyond is 413")
     max_label_chars: int = Field(200, ge=1, le=200, description="at most 200: the width of the label column")
     max_predict_texts: int = Field(1_024, ge=1)
     max_evaluate_texts: int = Field(10_000, ge=1, description="labelled texts in one evaluate call")

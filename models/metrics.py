@@ -31,12 +31,14 @@ def classification_report(gold: Sequence[str | None], predicted: Sequence[str | 
         if values is not None and len(values) != len(gold):
             raise ValueError(f"{name} and gold differ in length")
     in_scope = [(g, p) for g, p in zip(gold, predicted) if g is not None]
-    labels = sorted({g for g, _ in in_scope} | {p for p in predicted if p is not None})
+    # One pass of counting (not one scan per label: thousands of labels x texts add up).
+    gold_counts = Counter(g for g in gold if g is not None)
+    predicted_counts = Counter(p for p in predicted if p is not None)
+    true_positives = Counter(g for g, p in in_scope if g == p)
+    labels = sorted(set(gold_counts) | set(predicted_counts))
     per_label = {}
     for label in labels:
-        true_positive = sum(1 for g, p in zip(gold, predicted) if g == label and p == label)
-        predicted_count = sum(1 for p in predicted if p == label)
-        gold_count = sum(1 for g in gold if g == label)
+        true_positive, predicted_count, gold_count = true_positives[label], predicted_counts[label], gold_counts[label]
         precision, recall = _ratio(true_positive, predicted_count), _ratio(true_positive, gold_count)
         f1 = (2 * precision * recall / (precision + recall)) if precision and recall else 0.0
         per_label[label] = {"precision": precision, "recall": recall, "f1": f1, "support": gold_count}

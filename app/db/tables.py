@@ -57,6 +57,12 @@ class Task(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
+    # Optimistic concurrency: every UPDATE or DELETE of a task says "WHERE version = <the
+    # version this request read>", so a change that read a version another request has
+    # meanwhile replaced fails (StaleDataError -> 409) instead of overwriting it. This is
+    # the guard on SQLite, which ignores SELECT ... FOR UPDATE; the service sets versions.
+    __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
+
 
 class Example(Base):
     """A support example; ``version_added`` says from which task version on it counts.

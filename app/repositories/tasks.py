@@ -48,17 +48,16 @@ class TaskRepository:
         return self.session.scalar(statement) or 0
 
     # --- examples ---------------------------------------------------------------
-    def add_examples(self, task_id: str, version: int, rows: Sequence[tuple[str, str, str, bytes, str]]) -> list[Example]:
-        """rows: (text, label, kind, embedding bytes, encoder fingerprint), kind one of
-        ``labelled``, ``out_of_scope``, ``unlabelled``; returns them with ids."""
-        created = [
-            Example(task_id=task_id, text=t, label=l, out_of_scope=k == "out_of_scope", unlabelled=k == "unlabelled",
-                    version_added=version, embedding=e, embedding_fingerprint=f)
-            for t, l, k, e, f in rows
-        ]
-        self.session.add_all(created)
+    def new_examples(self, task_id: str, version: int, rows: Sequence[tuple[str, str, str]]) -> list[Example]:
+        """Example rows not yet in the session (no ids, no embeddings): rows are (text,
+        label, kind), kind one of ``labelled``, ``out_of_scope``, ``unlabelled``."""
+        return [Example(task_id=task_id, text=t, label=l, out_of_scope=k == "out_of_scope", unlabelled=k == "unlabelled",
+                        version_added=version) for t, l, k in rows]
+
+    def save_examples(self, rows: Sequence[Example]) -> None:
+        """Insert new example rows; they get their ids."""
+        self.session.add_all(rows)
         self.session.flush()
-        return created
 
     def examples_by_ids(self, task_id: str, ids: Sequence[int]) -> list[Example]:
         """The task's examples with these ids, in the order of ``ids``."""

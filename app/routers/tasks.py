@@ -43,7 +43,7 @@ def create_task(body: TaskCreate, tenant: Tenant, tasks: Tasks) -> TaskOut:
 @router.post("/import", status_code=201, response_model=TaskOut, summary="Create a task from an exported document")
 def import_task(body: TaskDocument, tenant: Tenant, tasks: Tasks) -> TaskOut:
     change = _change(body)
-    view = tasks.create(tenant, body.name, change, body.settings.oos_threshold)
+    view = tasks.create(tenant, body.name, change, body.settings.oos_threshold, whole_task=True)
     return TaskOut(**asdict(view))
 
 

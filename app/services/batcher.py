@@ -6,7 +6,9 @@ over everything gathered (up to ``max_batch_texts``) and hands each caller its r
 The queue is bounded: when ``max_queue_texts`` are already waiting, a new request is
 refused at once with ``Overloaded`` (HTTP 503 with Retry-After) instead of queueing
 without end. Callers block on a future in the server's thread pool, never on the
-event loop.
+event loop. When a shared pass fails, each request of it is encoded again on its own,
+so only the request whose texts cannot be encoded gets the error. After ``close()`` new
+requests are refused and any still queued are failed, never left waiting.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class MicroBatcher:
         self._queue: queue.Queue[_Request | None] = queue.Queue()
         self._pending_texts = 0
         self._lock = threading.Lock()
+        self._closed = False
         self.batches = 0
         self.batched_requests = 0
         self._worker = threading.Thread(target=self._run, name="micro-batcher", daemon=True)
@@ -61,6 +64,8 @@ class MicroBatcher:
         computed on the worker thread (so a task's adapter is applied to its own rows
         right after the shared encoder pass, and request threads run no torch code)."""
         with self._lock:
+            if self._closed:
+                raise Overloaded("the server is shutting down; retry on another instance or after its restart")
             if self._pending_texts + len(texts) > self.max_queue_texts and self._pending_texts > 0:
                 raise Overloaded(f"{self._pending_texts} texts are already queued for the encoder; retry shortly")
             self._pending_texts += len(texts)
@@ -69,8 +74,21 @@ class MicroBatcher:
         return request.future
 
     def close(self) -> None:
+        with self._lock:
+            self._closed = True
         self._queue.put(None)
         self._worker.join(timeout=10)
+        self._fail_queued()
+
+    def _fail_queued(self) -> None:
+        """Requests still queued after the worker stopped: tell their callers."""
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None and not item.future.done():
+                item.future.set_exception(Overloaded("the server is shutting down; retry shortly"))
 
     def _gather(self, first: _Request) -> tuple[list[_Request], bool]:
         batch, size = [first], len(first.texts)
@@ -99,9 +117,12 @@ class MicroBatcher:
                 self._pending_texts -= len(texts)
             try:
                 embeddings = self._encode(texts)
-            except BaseException as error:  # noqa: BLE001 - every waiter must hear of it
-                for request in batch:
-                    request.future.set_exception(error)
+            except BaseException as error:  # noqa: BLE001 - find whose texts fail
+                if len(batch) == 1:
+                    batch[0].future.set_exception(error)
+                else:
+                    for request in batch:
+                        self._encode_alone(request)
                 continue
             BATCH_TEXTS.observe(len(texts))
             self.batches += 1
@@ -110,7 +131,19 @@ class MicroBatcher:
             for request in batch:
                 rows = embeddings[start : start + len(request.texts)]
                 start += len(request.texts)
-                try:
-                    request.future.set_result(request.finish(rows) if request.finish else rows)
-                except BaseException as error:  # noqa: BLE001 - belongs to this request alone
-                    request.future.set_exception(error)
+                self._finish(request, rows)
+
+    def _encode_alone(self, request: _Request) -> None:
+        try:
+            rows = self._encode(list(request.texts))
+        except BaseException as error:  # noqa: BLE001 - this request's own failure
+            request.future.set_exception(error)
+            return
+        self._finish(request, rows)
+
+    @staticmethod
+    def _finish(request: _Request, rows: torch.Tensor) -> None:
+        try:
+            request.future.set_result(request.finish(rows) if request.finish else rows)
+        except BaseException as error:  # noqa: BLE001 - belongs to this request alone
+            request.future.set_exception(error)

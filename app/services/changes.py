@@ -41,11 +41,23 @@ class Limits:
             if len(text) > s.max_text_chars:
                 raise LimitExceeded(f"texts[{i}] has {len(text)} characters; the limit is {s.max_text_chars}")
 
-    def check_change(self, change: Change) -> None:
-        """What one request may carry."""
+    def check_gold_labels(self, labels: Sequence[str | None]) -> None:
+        """Evaluation data: labels as long as a task's may be, and no more distinct ones
+        than a task may have (each is a row of the report)."""
+        s = self.settings
+        distinct = {label for label in labels if label is not None}
+        for label in distinct:
+            if len(label) > s.max_label_chars:
+                raise LimitExceeded(f"gold label {label[:40]!r}... has {len(label)} characters; the limit is {s.max_label_chars}")
+        if len(distinct) > s.max_labels_per_task:
+            raise LimitExceeded(f"{len(distinct)} distinct gold labels; the limit is {s.max_labels_per_task}")
+
+    def check_change(self, change: Change, per_request: bool = True) -> None:
+        """What one request may carry (without ``per_request``, an imported task: its size
+        is left to :meth:`check_content`)."""
         s = self.settings
         count = len(change.examples) + len(change.out_of_scope) + len(change.unlabelled)
-        if count > s.max_examples_per_request:
+        if per_request and count > s.max_examples_per_request:
             raise LimitExceeded(f"{count} examples in one request; the limit is {s.max_examples_per_request}")
         for i, (text, label) in enumerate(change.examples):
             if len(text) > s.max_text_chars:
@@ -61,6 +73,13 @@ class Limits:
                 raise LimitExceeded(f"label {name[:40]!r}... has {len(name)} characters; the limit is {s.max_label_chars}")
             if description and len(description) > s.max_text_chars:
                 raise LimitExceeded(f"the description of {name!r} is over {s.max_text_chars} characters")
+
+    def check_versions(self, existing: int) -> None:
+        """A task keeps every version (each a rollback target); their number is bounded."""
+        limit = self.settings.max_versions_per_task
+        if existing >= limit:
+            raise LimitExceeded(f"the task has {existing} versions, the limit; export it and import the document "
+                                "to start a new task with its current content")
 
     def check_content(self, content: VersionContent) -> None:
         """What a version may hold, and the two labels it needs."""

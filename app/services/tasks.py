@@ -2,7 +2,10 @@
 
 Every change makes a new immutable version and is one transaction: embeddings and
 adaptation are computed first, then all rows are written and committed together, so
-a failure leaves nothing behind."""
+a failure leaves nothing behind and no write lock (SQLite locks the whole database)
+is held while the encoder works. Two changes of one task never both land: PostgreSQL
+serialises them with ``SELECT ... FOR UPDATE``, and everywhere the task row's version
+is checked when it is written (optimistic concurrency), so the loser gets 409."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 
 from app.db.session import UnitOfWork
 from app.db.tables import AdapterVersion, Example, Task
@@ -34,16 +38,16 @@ Method = TypeVar("Method", bound=Callable[..., Any])
 
 
 def conflicts_are_409(method: Method) -> Method:
-    """A concurrent writer that got there first shows up as an ``IntegrityError`` at a
-    flush or at the commit (version numbers are unique per task; a task deleted meanwhile
-    takes its rows' foreign key with it). SQLite ignores ``SELECT ... FOR UPDATE``, so
-    there this is the only guard: the request fails whole with 409, to be retried."""
+    """A concurrent writer that got there first shows up at a flush or at the commit as a
+    ``StaleDataError`` (the task's version is no longer the one this request read) or an
+    ``IntegrityError`` (version numbers are unique per task; a task deleted meanwhile
+    takes its rows' foreign key with it). The request fails whole with 409, to be retried."""
 
     @functools.wraps(method)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         try:
             return method(*args, **kwargs)
-        except IntegrityError as error:
+        except (IntegrityError, StaleDataError) as error:
             raise Conflict("the task was changed by a concurrent request; retry") from error
 
     return guarded  # type: ignore[return-value]
@@ -78,14 +82,22 @@ class TaskService:
         self.limits = Limits(settings)
 
     # --- commands ---------------------------------------------------------------
-    def create(self, tenant_id: str, name: str, change: Change, oos_threshold: float | None = None) -> TaskView:
-        self.limits.check_change(change)
-        task = self.tasks.add(uuid.uuid4().hex, tenant_id, name)
-        task.oos_threshold_override = oos_threshold
+    def create(self, tenant_id: str, name: str, change: Change, oos_threshold: float | None = None,
+               whole_task: bool = False) -> TaskView:
+        """A new task (version 1). ``whole_task`` (an imported document): the change may
+        carry a whole task, up to the per-task limits, not just one request's worth."""
+        self.limits.check_change(change, per_request=not whole_task)
+        task_id = uuid.uuid4().hex
         started = time.perf_counter()
-        content = VersionContent(self._add_examples(task, 1, change), _descriptions({}, change.labels))
+        added = self._new_examples(task_id, 1, change)
+        content = VersionContent(added, _descriptions({}, change.labels))
         self.limits.check_content(content)
+        self.builder.embeddings(added)
         adapter, _ = self.builder.build(content)
+        # Only now the rows: nothing is written (or locked) while the encoder works.
+        task = self.tasks.add(task_id, tenant_id, name)
+        task.oos_threshold_override = oos_threshold
+        self.tasks.save_examples(added)
         row = self._write_version(task, 1, content, adapter, _ms_since(started), "create", None)
         self.uow.commit()
         self._cache(task, row, adapter)
@@ -101,14 +113,16 @@ class TaskService:
         self.limits.check_change(change)
         task = self._task(tenant_id, task_id, for_update=True)
         current = self._version(task, task.version)
-        previous = self.adapter(task, current)
-        version = self.tasks.latest_version(task.id) + 1
+        version = self._next_version(task)
+        previous = self.adapter(task, current, persist=False)
         old = self._content(task, current)
         started = time.perf_counter()
-        added = self._add_examples(task, version, change)
+        added = self._new_examples(task.id, version, change)
         content = VersionContent(old.examples + added, _descriptions(old.label_descriptions, change.labels))
         self.limits.check_content(content)
+        self.builder.embeddings(added)
         adapter, _ = self.builder.build(content, previous=None if change.unlabelled else previous)
+        self.tasks.save_examples(added)
         return self._commit_version(task, version, content, adapter, _ms_since(started), "append", current.version)
 
     @conflicts_are_409
@@ -142,8 +156,8 @@ class TaskService:
         descriptions = {k: v for k, v in old.label_descriptions.items() if k not in drop_labels}
         content = VersionContent(kept, descriptions)
         self.limits.check_content(content)
+        version = self._next_version(task)
         adapter, ms = self.builder.build(content)
-        version = self.tasks.latest_version(task.id) + 1
         return self._commit_version(task, version, content, adapter, ms, "remove", current.version)
 
     @conflicts_are_409
@@ -151,7 +165,7 @@ class TaskService:
         """A new version with exactly the content (and adapter) of an earlier one."""
         task = self._task(tenant_id, task_id, for_update=True)
         target = self._version(task, to_version)
-        version = self.tasks.latest_version(task.id) + 1
+        version = self._next_version(task)
         row = AdapterVersion(
             task_id=task.id, version=version, format_version=target.format_version,
             encoder_fingerprint=target.encoder_fingerprint, labels=list(target.labels),
@@ -213,7 +227,10 @@ class TaskService:
             raise LimitExceeded(f"top_k is {top_k}; the limit is {self.settings.max_top_k}")
         task = self._task(tenant_id, task_id)
         row = self._version(task, version or task.version)
-        adapter = self.adapter(task, row)
+        try:
+            adapter = self.adapter(task, row)
+        except ObjectDeletedError as error:  # the task was deleted after it was read
+            raise NotFound(f"task {task_id} not found") from error
         number, threshold = row.version, task.oos_threshold_override
         # Nothing more is read: give the connection back before queueing for the encoder,
         # so that waiting requests do not hold the database pool.
@@ -232,6 +249,7 @@ class TaskService:
         """Metrics on labelled texts (label None: the text is out of scope)."""
         texts = [text for text, _ in items]
         self.limits.check_texts(texts, self.settings.max_evaluate_texts)
+        self.limits.check_gold_labels([label for _, label in items])
         predicted_version, predictions = self._predict(tenant_id, task_id, texts, 1, version)
         report = classification_report(
             [label for _, label in items], [p.label for p in predictions],
@@ -261,9 +279,11 @@ class TaskService:
             "settings": {"oos_threshold": task.oos_threshold_override},
         }
 
-    def adapter(self, task: Task, row: AdapterVersion) -> Adapter:
+    def adapter(self, task: Task, row: AdapterVersion, persist: bool = True) -> Adapter:
         """A version's adapter: from the cache, else the database; one made by another
-        encoder or an older format is rebuilt from the stored examples (and stored)."""
+        encoder or an older format is rebuilt from the stored examples and stored: at
+        once (``persist``), or with the calling change's own commit (a commit here would
+        end that change's transaction and its lock on the task)."""
         key = (task.id, row.version, self.engine.fingerprint)
         cached = self.engine.cache.get(key)
         if cached is not None:
@@ -275,22 +295,24 @@ class TaskService:
             self.tasks.replace_adapter(row, adapter.to_bytes(), adapter.encoder_fingerprint, ADAPTER_FORMAT_VERSION,
                                        adapter.temperature, adapter.oos_threshold)
             row.adapted_ms = ms
-            self.uow.commit()
+            if persist:
+                self.uow.commit()
         self.engine.cache.put(key, adapter)
         return adapter
 
     # --- helpers ----------------------------------------------------------------
-    def _add_examples(self, task: Task, version: int, change: Change) -> list:
+    def _new_examples(self, task_id: str, version: int, change: Change) -> list[Example]:
+        """The change's texts as example rows, not yet embedded or written."""
         rows = [(text, label, "labelled") for text, label in change.examples]
         rows += [(text, "", "out_of_scope") for text in change.out_of_scope]
         rows += [(text, "", "unlabelled") for text in change.unlabelled]
-        if not rows:
-            return []
-        embeddings = self.engine.to_bytes(self.engine.embed([text for text, _, _ in rows]))
-        fingerprint = self.engine.fingerprint
-        return self.tasks.add_examples(
-            task.id, version, [(t, l, o, e, fingerprint) for (t, l, o), e in zip(rows, embeddings)]
-        )
+        return self.tasks.new_examples(task_id, version, rows)
+
+    def _next_version(self, task: Task) -> int:
+        """The number of the version a change of ``task`` makes (checked against the limit)."""
+        latest = self.tasks.latest_version(task.id)
+        self.limits.check_versions(latest)
+        return latest + 1
 
     def _write_version(self, task: Task, version: int, content: VersionContent, adapter: Adapter, ms: float,
                        change: str, parent: int | None) -> AdapterVersion:

@@ -65,3 +65,29 @@ def test_a_full_queue_refuses_with_overloaded() -> None:
     finally:
         release.set()
         batcher.close()
+
+
+def test_texts_that_fail_to_encode_fail_only_their_own_request() -> None:
+    def encode(texts: list[str]) -> torch.Tensor:
+        if "poison" in texts:
+            raise RuntimeError("the tokenizer failed on one text")
+        return _encode(texts)
+
+    gate = threading.Event()
+    batcher = MicroBatcher(lambda texts: (gate.wait(10), encode(texts))[1], max_wait_ms=50)
+    try:
+        innocent, poisoned, also_innocent = (batcher.submit(t) for t in (["fine"], ["poison"], ["also fine"]))
+        gate.set()
+        assert innocent.result(timeout=10).flatten().tolist() == [4.0]
+        assert also_innocent.result(timeout=10).flatten().tolist() == [9.0]
+        with pytest.raises(RuntimeError, match="one text"):
+            poisoned.result(timeout=10)
+    finally:
+        batcher.close()
+
+
+def test_after_close_nothing_waits_forever() -> None:
+    batcher = MicroBatcher(_encode)
+    batcher.close()
+    with pytest.raises(Overloaded, match="shutting down"):
+        batcher.submit(["late"])

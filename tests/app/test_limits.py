@@ -24,6 +24,7 @@ LIMITS = {
     "max_examples_per_request": 16,
     "max_examples_per_task": 20,
     "max_labels_per_task": 4,
+    "max_versions_per_task": 4,
     "max_body_bytes": 4096,
 }
 JSON = {"content-type": "application/json"}
@@ -250,3 +251,37 @@ def test_small_chunked_body_is_accepted(client: TestClient, tenant: Headers, tas
     body = iter([b'{"texts": ', b'["play music"]}'])
     response = client.post(f"/v1/tasks/{task['id']}/predict", content=body, headers={**tenant, **JSON})
     assert response.status_code == 200 and response.json()["predictions"][0]["label"] == "music"
+
+
+def test_a_tasks_own_export_imports_even_past_the_per_request_limit(client: TestClient, tenant: Headers, task: Task) -> None:
+    """An import carries a whole task: the per-task limits apply, not the per-request one."""
+    client.post(f"/v1/tasks/{task['id']}/examples", headers=tenant,
+                json={"examples": [{"text": f"music {i}", "label": "music"} for i in range(6)]}).raise_for_status()
+    document = client.get(f"/v1/tasks/{task['id']}/export", headers=tenant).json()
+    assert len(document["examples"]) == 18 > LIMITS["max_examples_per_request"]
+    imported = client.post("/v1/tasks/import", json=document, headers=tenant)
+    assert imported.status_code == 201 and imported.json()["num_examples"] == 18
+    document["examples"] += [{"text": f"alarm {i}", "label": "alarm"} for i in range(3)]  # 21: over the task limit
+    _assert_error(client.post("/v1/tasks/import", json=document, headers=tenant), 413, "limit_exceeded")
+
+
+def test_a_task_keeps_a_bounded_number_of_versions(client: TestClient, tenant: Headers, task: Task,
+                                                    db_engine: Engine) -> None:
+    for version in range(2, LIMITS["max_versions_per_task"] + 1):
+        assert client.post(f"/v1/tasks/{task['id']}/rollback", json={"version": 1}, headers=tenant).json()["version"] == version
+    before = _snapshot(client, tenant, db_engine)
+    for response in (client.post(f"/v1/tasks/{task['id']}/rollback", json={"version": 1}, headers=tenant),
+                     client.post(f"/v1/tasks/{task['id']}/examples", headers=tenant,
+                                 json={"examples": [{"text": "music again", "label": "music"}]})):
+        _assert_error(response, 413, "limit_exceeded")
+        assert "export it and import" in response.json()["detail"]
+    assert _snapshot(client, tenant, db_engine) == before
+
+
+def test_evaluate_gold_labels_are_bounded(client: TestClient, tenant: Headers, task: Task) -> None:
+    long_label = [{"text": "play a song", "label": "x" * (LIMITS["max_label_chars"] + 1)}]
+    _assert_error(client.post(f"/v1/tasks/{task['id']}/evaluate", json={"examples": long_label}, headers=tenant),
+                  413, "limit_exceeded")
+    many = [{"text": "play a song", "label": f"label {i}"} for i in range(LIMITS["max_labels_per_task"] + 1)]
+    _assert_error(client.post(f"/v1/tasks/{task['id']}/evaluate", json={"examples": many}, headers=tenant),
+                  413, "limit_exceeded")

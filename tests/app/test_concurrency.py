@@ -1,0 +1,139 @@
+"""Concurrent changes of one task, and a change that takes long, on SQLite (the default).
+
+SQLite ignores ``SELECT ... FOR UPDATE``; the guard there is the task row's version,
+checked when it is written (``version_id_col``). These tests hold one request inside its
+adaptation (``engine.fit``) while another one changes the task. (PostgreSQL serialises
+the same requests with its row lock; they would wait instead.)"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from tests.helpers import create_task, create_tenant
+
+
+@pytest.fixture
+def sqlite_only(database_url: str) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL serialises these requests with SELECT ... FOR UPDATE")
+
+
+@contextmanager
+def next_fit_held(app: FastAPI) -> Iterator[tuple[threading.Event, threading.Event]]:
+    """(entered, release): the next adaptation waits inside ``engine.fit`` until released."""
+    engine = app.state.engine
+    entered, release = threading.Event(), threading.Event()
+    original, calls = engine.fit, []
+
+    def fit(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            entered.set()
+            release.wait(20)
+        return original(*args, **kwargs)
+
+    engine.fit = fit
+    try:
+        yield entered, release
+    finally:
+        release.set()
+        engine.fit = original
+
+
+def _while_held(app: FastAPI, slow: Callable[[], Any], fast: Callable[[], Any]) -> tuple[Any, Any]:
+    """Run ``slow`` until it is inside its adaptation, then ``fast``, then let ``slow`` finish."""
+    with next_fit_held(app) as (entered, release), ThreadPoolExecutor(1) as pool:
+        held = pool.submit(slow)
+        assert entered.wait(20)
+        other = fast()
+        release.set()
+        return held.result(), other
+
+
+def test_a_remove_that_read_an_older_version_is_409_and_the_append_stays(
+        sqlite_only: None, app: FastAPI, client: TestClient) -> None:
+    headers = create_tenant(client)
+    task_id = create_task(client, headers)["id"]
+    first = client.get(f"/v1/tasks/{task_id}/examples", headers=headers).json()["examples"][0]["id"]
+    removed, appended = _while_held(
+        app,
+        lambda: client.post(f"/v1/tasks/{task_id}/remove", json={"example_ids": [first]}, headers=headers),
+        lambda: client.post(f"/v1/tasks/{task_id}/examples",
+                            json={"examples": [{"text": "ring the doorbell", "label": "bell"}]}, headers=headers),
+    )
+    assert appended.status_code == 200 and appended.json()["version"] == 2
+    assert removed.status_code == 409 and removed.json()["error"] == "conflict"
+    current = client.get(f"/v1/tasks/{task_id}", headers=headers).json()
+    assert current["version"] == 2 and "bell" in current["labels"]
+    versions = client.get(f"/v1/tasks/{task_id}/versions", headers=headers).json()["versions"]
+    assert [v["change"] for v in versions] == ["create", "append"]
+
+
+def test_an_append_racing_a_rollback_does_not_undo_it(
+        sqlite_only: None, app: FastAPI, client: TestClient) -> None:
+    headers = create_tenant(client)
+    task_id = create_task(client, headers)["id"]
+    client.post(f"/v1/tasks/{task_id}/examples", json={"examples": [{"text": "ring the doorbell", "label": "bell"}]},
+                headers=headers)
+    appended, rolled_back = _while_held(
+        app,
+        lambda: client.post(f"/v1/tasks/{task_id}/examples",
+                            json={"examples": [{"text": "open the garage", "label": "garage"}]}, headers=headers),
+        lambda: client.post(f"/v1/tasks/{task_id}/rollback", json={"version": 1}, headers=headers),
+    )
+    assert rolled_back.status_code == 200 and appended.status_code == 409
+    current = client.get(f"/v1/tasks/{task_id}", headers=headers).json()
+    assert current["version"] == 3 and "bell" not in current["labels"] and "garage" not in current["labels"]
+
+
+def test_an_adaptation_holds_no_database_lock(
+        sqlite_only: None, app: FastAPI, client: TestClient) -> None:
+    """While one tenant's append adapts, another tenant can create a task (SQLite has one
+    write lock for the whole database; rows are written only after the adaptation)."""
+    acme, other = create_tenant(client, "acme"), create_tenant(client, "other")
+    task_id = create_task(client, acme)["id"]
+    with next_fit_held(app) as (entered, release), ThreadPoolExecutor(2) as pool:
+        held = pool.submit(client.post, f"/v1/tasks/{task_id}/examples",
+                           json={"examples": [{"text": "ring the doorbell", "label": "bell"}]}, headers=acme)
+        assert entered.wait(20)
+        created = pool.submit(create_task, client, other)
+        assert created.result(timeout=15)["version"] == 1  # done while the append still waits
+        assert not held.done()
+        release.set()
+        assert held.result().status_code == 200
+
+
+def test_a_predict_that_finds_its_task_deleted_is_404(app: FastAPI, client: TestClient) -> None:
+    headers = create_tenant(client)
+    task_id = create_task(client, headers)["id"]
+    cache = app.state.engine.cache
+    cache.discard_where(lambda key: True)  # the adapter must come from the database
+    entered, release = threading.Event(), threading.Event()
+    original = cache.get
+
+    def get(key: Any) -> Any:
+        entered.set()
+        release.wait(20)
+        return original(key)
+
+    cache.get = get
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            predicted = pool.submit(client.post, f"/v1/tasks/{task_id}/predict", json={"texts": ["play a song"]},
+                                    headers=headers)
+            assert entered.wait(20)
+            cache.get = original
+            assert client.delete(f"/v1/tasks/{task_id}", headers=headers).status_code == 204
+            release.set()
+            response = predicted.result()
+    finally:
+        cache.get = original
+    assert response.status_code == 404 and response.json()["error"] == "not_found"
