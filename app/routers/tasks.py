@@ -19,7 +19,11 @@ from app.services.tasks import UNSET, TaskService, _utc
 router = APIRouter(
     prefix="/v1/tasks",
     tags=["tasks"],
-    responses={401: {"model": ErrorBody}, 404: {"model": ErrorBody}, 413: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+    responses={
+        401: {"model": ErrorBody}, 404: {"model": ErrorBody}, 409: {"model": ErrorBody, "description": "a concurrent change won"},
+        413: {"model": ErrorBody}, 422: {"model": ErrorBody},
+        503: {"model": ErrorBody, "description": "overloaded, or the database does not answer (Retry-After)"},
+    },
 )
 Tenant = Annotated[str, Depends(current_tenant)]
 Tasks = Annotated[TaskService, Depends(get_task_service)]
