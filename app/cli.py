@@ -276,8 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="address to listen on (default: FEWSHOT_HOST or 127.0.0.1; 0.0.0.0 for every interface)")
     serve.add_argument("--port", type=int, default=int(os.environ.get("FEWSHOT_PORT", "8000")),
                        help="port (default: FEWSHOT_PORT or 8000)")
-    serve.add_argument("--workers", type=int, default=1, help="worker processes (each loads the encoder)")
-    serve.add_argument("--log-level", default="info")
+    serve.add_argument("--workers", type=_positive_int, default=1,
+                       help="worker processes, each with its own encoder (default: 1)")
+    serve.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug", "trace"),
+                       help="uvicorn's log level (default: info)")
     serve.set_defaults(run=_serve)
 
     migrate = commands.add_parser("migrate", help="upgrade the database schema to the latest version")

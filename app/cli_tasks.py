@@ -154,8 +154,17 @@ COMMANDS: dict[str, Callable[[FewShotClient, argparse.Namespace], Any]] = {
 
 
 def _check_keys(args: argparse.Namespace) -> None:
-    """Refuse before sending anything when the command's key is missing."""
-    _, api_key, admin_key = connection(args)
+    """Refuse before sending anything when the URL is unusable or the command's key is missing."""
+    from urllib.parse import urlsplit
+
+    url, api_key, admin_key = connection(args)
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        host, parts = None, None
+    if parts is None or parts.scheme not in ("http", "https") or not host:
+        raise InputError(f"--url {url!r} is not an http:// or https:// URL with a host (e.g. http://127.0.0.1:8000)")
     if args.client_command == "tenant-create" and not admin_key:
         raise InputError("no admin key: give --admin-key or set FEWSHOT_ADMIN_KEY")
     if args.client_command not in ("tenant-create", "health") and not api_key:

@@ -283,8 +283,9 @@ def test_an_unreachable_server_is_a_clear_error(monkeypatch: pytest.MonkeyPatch,
     assert main(["tasks", "list", "--url", f"http://127.0.0.1:{port}", "--timeout", "5", "--api-key", "fsk_x"]) == 1
     out, err = capsys.readouterr()
     assert out == "" and err.startswith(f"error: cannot reach http://127.0.0.1:{port}: ")
-    assert main(["health", "--url", "http://[::1"]) == 2
-    assert capsys.readouterr().err.startswith("error: --url 'http://[::1' is not a URL")
+    for bad in ("http://[::1", "localhost:8000", "127.0.0.1:8000", "http://", "ftp://x"):
+        assert main(["health", "--url", bad]) == 2
+        assert capsys.readouterr().err.startswith(f"error: --url {bad!r} is not an http:// or https:// URL")
 
 
 def test_a_timeout_says_the_change_may_have_been_applied(monkeypatch: pytest.MonkeyPatch,

@@ -33,8 +33,8 @@ def _shrunk_precision(residuals: torch.Tensor, shrinkage: float, fallback_varian
     covariance = residuals.T @ residuals / len(residuals)
     dim = covariance.shape[0]
     variance = covariance.diagonal().mean()
-    if fallback_variance is not None and float(variance) <= 1e-12:  # as models.out_of_scope.fit_precision
-        variance = fallback_variance
+    if fallback_variance is not None:  # as models.out_of_scope.fit_precision: no spread, borrow the background's
+        variance = torch.where(variance > 1e-12, variance, fallback_variance)
     target = variance.clamp_min(1e-8) * torch.eye(dim, dtype=covariance.dtype, device=covariance.device)
     return torch.linalg.inv((1 - shrinkage) * covariance + shrinkage * target)
 
