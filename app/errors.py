@@ -92,7 +92,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def _is_unavailable(error: DBAPIError) -> bool:
-    """Connection-level failures (server down, refused, dropped), not SQL errors."""
+    """Connection-level failures (server down, refused, dropped; SQLite still locked by
+    another writer after its busy timeout), not SQL errors."""
     from sqlalchemy.exc import InterfaceError, OperationalError
 
     if isinstance(error, InterfaceError):
@@ -101,4 +102,5 @@ def _is_unavailable(error: DBAPIError) -> bool:
         return False
     message = str(error.orig).lower()
     return any(sign in message for sign in ("connect", "connection", "server closed", "terminat", "unable to open",
-                                            "timeout", "timed out", "no route", "refused"))
+                                            "timeout", "timed out", "no route", "refused",
+                                            "database is locked", "database is busy"))  # SQLite past its busy timeout

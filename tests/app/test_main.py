@@ -96,3 +96,18 @@ def test_an_unexpected_error_is_a_json_500(app: FastAPI, monkeypatch: pytest.Mon
         response = client.get("/healthz")
     assert response.status_code == 500
     assert response.json() == {"error": "internal_error", "detail": "internal server error"}
+
+
+def test_which_database_errors_mean_unavailable() -> None:
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from app.errors import _is_unavailable
+
+    def error(message: str) -> OperationalError:
+        return OperationalError("SELECT 1", {}, sqlite3.OperationalError(message))
+
+    assert _is_unavailable(error("database is locked"))  # another writer past the busy timeout: retry
+    assert _is_unavailable(error("unable to open database file"))
+    assert not _is_unavailable(error("no such table: tasks"))  # a bug (or a missing migration), not an outage
