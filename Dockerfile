@@ -3,7 +3,7 @@
 # PyTorch CPU wheel index (PyPI's Linux torch wheel would pull the CUDA libraries).
 #
 #   docker build -t fewshot .
-#   docker run -p 8000:8000 -e FEWSHOT_ADMIN_KEY=... fewshot
+#   docker run -p 8000:8000 -e FEWSHOT_ADMIN_KEY="$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')" fewshot
 #
 # Build arguments:
 #   TORCH_INDEX_URL  where torch comes from (default: the PyTorch CPU wheel index; empty:
@@ -52,7 +52,11 @@ RUN set -eux; \
     mkdir -p /data; \
     chown fewshot:fewshot /data
 VOLUME ["/data"]
-ENV FEWSHOT_DATABASE_URL=sqlite:////data/fewshot.db \
+# Production by default: the server refuses to start without a strong FEWSHOT_ADMIN_KEY
+# (docker run -e FEWSHOT_ADMIN_KEY=...) and serves no /docs; FEWSHOT_ENVIRONMENT=development
+# for a throwaway container.
+ENV FEWSHOT_ENVIRONMENT=production \
+    FEWSHOT_DATABASE_URL=sqlite:////data/fewshot.db \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1
 USER fewshot

@@ -92,6 +92,8 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         log_level=args.log_level,
+        limit_concurrency=args.limit_concurrency,
+        server_header=False,
     )
     return 0
 
@@ -280,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="worker processes, each with its own encoder (default: 1)")
     serve.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug", "trace"),
                        help="uvicorn's log level (default: info)")
+    serve.add_argument("--limit-concurrency", type=_positive_int, default=None, metavar="N",
+                       help="answer 503 beyond N open connections and requests per worker (default: no limit; "
+                            "behind a reverse proxy its limits and timeouts apply, see README 'Deploying')")
     serve.set_defaults(run=_serve)
 
     migrate = commands.add_parser("migrate", help="upgrade the database schema to the latest version")

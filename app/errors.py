@@ -11,6 +11,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("fewshot")
@@ -83,6 +84,12 @@ def install_error_handlers(app: FastAPI) -> None:
             raise error  # a real bug: the catch-all below answers it (and it is logged)
         log.warning("the database does not answer: %s", type(error.orig).__name__)
         return JSONResponse(error_body("database_unavailable", "the database does not answer; try again shortly"),
+                            status_code=503, headers={"Retry-After": "5"})
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool(_: Request, error: PoolTimeout) -> JSONResponse:
+        log.warning("no database connection free within the pool timeout")
+        return JSONResponse(error_body("database_unavailable", "no database connection is free; try again shortly"),
                             status_code=503, headers={"Retry-After": "5"})
 
     @app.exception_handler(Exception)

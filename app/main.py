@@ -83,6 +83,11 @@ def _load_engine(settings: Settings, encoder: TextEncoder | None) -> AdaptationE
     )
 
 
+def _api_docs(settings: Settings) -> bool:
+    """The interactive API documentation: on, except in production unless asked for."""
+    return settings.api_docs if settings.api_docs is not None else settings.environment != "production"
+
+
 def create_app(settings: Settings | None = None, encoder: TextEncoder | None = None) -> FastAPI:
     """Build the app. ``encoder`` replaces the configured one (tests pass a fake)."""
     settings = settings or Settings()
@@ -91,7 +96,7 @@ def create_app(settings: Settings | None = None, encoder: TextEncoder | None = N
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.auto_migrate:
             upgrade_head(settings.database_url)
-        db_engine = make_engine(settings.database_url)
+        db_engine = make_engine(settings.database_url, pool_size=settings.max_concurrent_requests)
         app.state.session_factory = make_session_factory(db_engine)
         if settings.admin_key is not None:
             app.state.admin_key = settings.admin_key.get_secret_value()
@@ -114,6 +119,7 @@ def create_app(settings: Settings | None = None, encoder: TextEncoder | None = N
         description="Create a classifier for your own labels from a few examples per label; "
         "it adapts in milliseconds and serves predictions over HTTP.",
         lifespan=lifespan,
+        **({} if _api_docs(settings) else {"docs_url": None, "redoc_url": None, "openapi_url": None}),
     )
     app.state.settings = settings
     app.state.engine = None

@@ -16,6 +16,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FEWSHOT_", env_file=".env", extra="ignore")
 
     environment: Literal["development", "production"] = "development"
+    api_docs: bool | None = Field(None, description="serve /docs, /redoc and /openapi.json; unset: not in production")
     database_url: str = "sqlite:///./fewshot.db"
     auto_migrate: bool = Field(True, description="run `alembic upgrade head` at start")
     admin_key: SecretStr | None = None
@@ -32,6 +33,7 @@ class Settings(BaseSettings):
     max_unlabelled_per_task: int = Field(10_000, ge=0, description="unlabelled texts a task may hold")
     max_labels_per_task: int = Field(1_000, ge=2)
     max_versions_per_task: int = Field(1_000, ge=1, description="versions a task keeps; a change beyond is 413")
+    max_tasks_per_tenant: int = Field(10_000, ge=1, description="tasks one tenant may have; a create beyond is 413")
     max_label_chars: int = Field(200, ge=1, le=200, description="at most 200: the width of the label column")
     max_predict_texts: int = Field(1_024, ge=1)
     max_evaluate_texts: int = Field(10_000, ge=1, description="labelled texts in one evaluate call")
@@ -60,8 +62,10 @@ class Settings(BaseSettings):
     def _refuse_unsafe_production(self) -> "Settings":
         if self.environment == "production":
             problems = []
-            if self.admin_key is None or len(self.admin_key.get_secret_value().strip()) < 24:
-                problems.append("FEWSHOT_ADMIN_KEY must be set to at least 24 characters")
+            key = self.admin_key.get_secret_value().strip() if self.admin_key is not None else ""
+            if len(key) < 24 or len(set(key)) < 10:
+                problems.append("FEWSHOT_ADMIN_KEY must be set to at least 24 characters, at least 10 of them different "
+                                "(e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))')")
             if _is_in_memory_sqlite(self.database_url):
                 problems.append("an in-memory database loses every task on restart")
             if problems:

@@ -8,10 +8,19 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets foreign keys on and a busy timeout for threads."""
+def make_engine(url: str, pool_size: int = 10) -> Engine:
+    """An engine for ``url``; SQLite gets foreign keys on and a busy timeout for threads.
+    ``pool_size``: connections kept (the server passes its request concurrency for SQLite,
+    whose connections cost nothing; a PostgreSQL server's own connection limit applies)."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+        database = parsed.database or ""
+        in_memory = (database in ("", ":memory:") or database.startswith("file::memory:") or "mode=memory" in database
+                     or parsed.query.get("mode") == "memory")  # SQLAlchemy gives these a single-connection pool
+        pool = {} if in_memory else {"pool_size": pool_size, "max_overflow": pool_size}
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **pool)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(connection, _record) -> None:  # noqa: ANN001 - DB-API connection
@@ -50,6 +59,15 @@ class UnitOfWork:
         self.session.close()
 
     def commit(self) -> None:
+        assert self.session is not None
+        self.session.commit()
+
+    def pause(self) -> None:
+        """Before long work in a change (the encoder, the inner loop): commit what is
+        pending (nothing, or caches such as a rebuilt adapter) and give the connection
+        back to the pool, so that a slow change never holds one while others wait.
+        Loaded objects keep their values (``expire_on_commit=False``); the change's own
+        writes come later, checked against concurrent ones by the task row's version."""
         assert self.session is not None
         self.session.commit()
 

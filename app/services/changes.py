@@ -74,6 +74,11 @@ class Limits:
             if description and len(description) > s.max_text_chars:
                 raise LimitExceeded(f"the description of {name!r} is over {s.max_text_chars} characters")
 
+    def check_tasks(self, existing: int) -> None:
+        limit = self.settings.max_tasks_per_tenant
+        if existing >= limit:
+            raise LimitExceeded(f"this tenant has {existing} tasks, the limit; delete some first")
+
     def check_versions(self, existing: int) -> None:
         """A task keeps every version (each a rollback target); their number is bounded."""
         limit = self.settings.max_versions_per_task

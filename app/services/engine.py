@@ -60,10 +60,13 @@ class AdaptationEngine:
         return self.encoder.fingerprint
 
     def embed(self, texts: Sequence[str]) -> torch.Tensor:
-        """Support-set embeddings: one direct pass (large batches need no batching)."""
+        """Support-set embeddings, in chunks of a micro-batch's size that each take the
+        encoder in turn: a large task (thousands of texts) delays other tenants' predict
+        passes by one chunk at a time, not by its whole embedding."""
         if not texts:
             return torch.empty(0, self.encoder.dim, device=self.encoder.device)
-        return self._encode_locked(list(texts))
+        step = self.batcher.max_batch_texts
+        return torch.cat([self._encode_locked(list(texts[start : start + step])) for start in range(0, len(texts), step)])
 
     def fit(
         self,

@@ -92,6 +92,8 @@ class TaskService:
         added = self._new_examples(task_id, 1, change)
         content = VersionContent(added, _descriptions({}, change.labels))
         self.limits.check_content(content)
+        self.limits.check_tasks(self.tasks.count(tenant_id))
+        self.uow.pause()  # no connection held while the encoder works
         self.builder.embeddings(added)
         adapter, _ = self.builder.build(content)
         # Only now the rows: nothing is written (or locked) while the encoder works.
@@ -120,6 +122,7 @@ class TaskService:
         added = self._new_examples(task.id, version, change)
         content = VersionContent(old.examples + added, _descriptions(old.label_descriptions, change.labels))
         self.limits.check_content(content)
+        self.uow.pause()
         self.builder.embeddings(added)
         adapter, _ = self.builder.build(content, previous=None if change.unlabelled else previous)
         self.tasks.save_examples(added)
@@ -157,6 +160,7 @@ class TaskService:
         content = VersionContent(kept, descriptions)
         self.limits.check_content(content)
         version = self._next_version(task)
+        self.uow.pause()
         adapter, ms = self.builder.build(content)
         return self._commit_version(task, version, content, adapter, ms, "remove", current.version)
 

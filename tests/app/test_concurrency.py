@@ -137,3 +137,23 @@ def test_a_predict_that_finds_its_task_deleted_is_404(app: FastAPI, client: Test
     finally:
         cache.get = original
     assert response.status_code == 404 and response.json()["error"] == "not_found"
+
+
+def test_no_database_connection_is_held_while_a_change_adapts(app: FastAPI, client: TestClient) -> None:
+    """A slow change must not hold a pooled connection (many slow changes would starve
+    every other tenant's requests of connections)."""
+    headers = create_tenant(client)
+    task_id = create_task(client, headers)["id"]
+    pool = app.state.session_factory.kw["bind"].pool
+    for request in (
+        lambda: client.post(f"/v1/tasks/{task_id}/examples",
+                            json={"examples": [{"text": "ring the doorbell", "label": "bell"}]}, headers=headers),
+        lambda: client.post("/v1/tasks", json={"name": "second", "examples": [
+            {"text": "play a song", "label": "music"}, {"text": "wake me up", "label": "alarm"}]}, headers=headers),
+    ):
+        with next_fit_held(app) as (entered, release), ThreadPoolExecutor(1) as executor:
+            held = executor.submit(request)
+            assert entered.wait(20)
+            assert pool.checkedout() == 0
+            release.set()
+            assert held.result().status_code in (200, 201)

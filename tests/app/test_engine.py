@@ -53,3 +53,16 @@ def test_concurrent_predictions_each_get_their_own_rows(engine: AdaptationEngine
     for result, reference in zip(results, expected):
         for got, want in zip(result, reference):
             assert got.score == pytest.approx(want.score, abs=1e-6)
+
+
+def test_a_large_support_set_takes_the_encoder_in_chunks() -> None:
+    """Other requests' predict passes can run between the chunks of a big task's embedding."""
+    encoder = FakeEncoder()
+    engine = AdaptationEngine(encoder, InnerLoopConfig(steps=10), cache_bytes=1 << 20, batch_max_texts=8)
+    try:
+        texts = [f"text number {i}" for i in range(20)]
+        embeddings = engine.embed(texts)
+        assert [len(call) for call in encoder.calls] == [8, 8, 4]
+        assert torch.equal(embeddings, encoder.encode(texts))
+    finally:
+        engine.close()

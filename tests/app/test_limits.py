@@ -25,6 +25,7 @@ LIMITS = {
     "max_examples_per_task": 20,
     "max_labels_per_task": 4,
     "max_versions_per_task": 4,
+    "max_tasks_per_tenant": 3,
     "max_body_bytes": 4096,
 }
 JSON = {"content-type": "application/json"}
@@ -285,3 +286,13 @@ def test_evaluate_gold_labels_are_bounded(client: TestClient, tenant: Headers, t
     many = [{"text": "play a song", "label": f"label {i}"} for i in range(LIMITS["max_labels_per_task"] + 1)]
     _assert_error(client.post(f"/v1/tasks/{task['id']}/evaluate", json={"examples": many}, headers=tenant),
                   413, "limit_exceeded")
+
+
+def test_a_tenant_has_a_bounded_number_of_tasks(client: TestClient, tenant: Headers, task: Task) -> None:
+    for name in ("second", "third"):
+        assert client.post("/v1/tasks", json={"name": name, "examples": _labelled(4)}, headers=tenant).status_code == 201
+    response = client.post("/v1/tasks", json={"name": "fourth", "examples": _labelled(4)}, headers=tenant)
+    _assert_error(response, 413, "limit_exceeded")
+    assert "delete some first" in response.json()["detail"]
+    client.delete(f"/v1/tasks/{task['id']}", headers=tenant)
+    assert client.post("/v1/tasks", json={"name": "fourth", "examples": _labelled(4)}, headers=tenant).status_code == 201

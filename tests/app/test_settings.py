@@ -8,6 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from app.settings import Settings
+
+STRONG_KEY = "q8ZJx-3mN1vT_pK7rW2eY9aBcD4fGhLs"  # 32 characters, many different
 from models.inner_loop import InnerLoopConfig
 
 
@@ -25,22 +27,24 @@ def test_production_refuses_unsafe_defaults() -> None:
         Settings(_env_file=None, environment="production", admin_key="short")
     with pytest.raises(ValidationError, match="ADMIN_KEY"):
         Settings(_env_file=None, environment="production", admin_key=" " * 30)
+    with pytest.raises(ValidationError, match="ADMIN_KEY"):
+        Settings(_env_file=None, environment="production", admin_key="a" * 24)  # long but guessable
     with pytest.raises(ValidationError, match="in-memory"):
-        Settings(_env_file=None, environment="production", admin_key="k" * 32, database_url="sqlite:///:memory:")
-    assert Settings(_env_file=None, environment="production", admin_key="k" * 32).environment == "production"
+        Settings(_env_file=None, environment="production", admin_key=STRONG_KEY, database_url="sqlite:///:memory:")
+    assert Settings(_env_file=None, environment="production", admin_key=STRONG_KEY).environment == "production"
 
 
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "sqlite:///:memory:", "sqlite+pysqlite://",
                                  "sqlite:///file:tasks?mode=memory&uri=true", "sqlite:///file::memory:?uri=true"])
 def test_production_refuses_every_spelling_of_an_in_memory_database(url: str) -> None:
     with pytest.raises(ValidationError, match="in-memory"):
-        Settings(_env_file=None, environment="production", admin_key="k" * 32, database_url=url)
+        Settings(_env_file=None, environment="production", admin_key=STRONG_KEY, database_url=url)
 
 
 @pytest.mark.parametrize("url", ["sqlite:///./fewshot.db", "sqlite:////var/lib/fewshot/tasks.db",
                                  "postgresql+psycopg://fewshot:secret@db:5432/fewshot"])
 def test_production_accepts_databases_on_disk(url: str) -> None:
-    assert Settings(_env_file=None, environment="production", admin_key="k" * 32, database_url=url).database_url == url
+    assert Settings(_env_file=None, environment="production", admin_key=STRONG_KEY, database_url=url).database_url == url
 
 
 def test_admin_key_is_secret() -> None:
@@ -79,3 +83,19 @@ def test_the_alembic_command_reads_the_database_url_like_the_server(tmp_path: Pa
     assert configured_database_url() == f"sqlite:///{tmp_path}/from-dotenv.db"
     monkeypatch.setenv("FEWSHOT_DATABASE_URL", "sqlite:///from-env.db")
     assert configured_database_url() == "sqlite:///from-env.db"
+
+
+def test_api_docs_are_off_in_production_unless_asked_for(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from tests.fakes import FakeEncoder
+
+    url = f"sqlite:///{tmp_path}/docs.db"
+    for settings, served in ((Settings(_env_file=None, database_url=url), True),
+                             (Settings(_env_file=None, database_url=url, environment="production", admin_key=STRONG_KEY), False),
+                             (Settings(_env_file=None, database_url=url, environment="production", admin_key=STRONG_KEY,
+                                       api_docs=True), True)):
+        client = TestClient(create_app(settings, encoder=FakeEncoder()))  # no lifespan needed for the docs
+        for path in ("/docs", "/redoc", "/openapi.json"):
+            assert (client.get(path).status_code == 200) is served, (path, settings.environment)
