@@ -31,10 +31,10 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from benchmarks.explorations.pooled_data import named_split, pooled_layers  # noqa: E402
 from models.checkpoint import resolve_checkpoint  # noqa: E402
 from models.data import read_jsonl  # noqa: E402
-from models.encoder import TransformerEncoder, mix_pooled, weights_sha256  # noqa: E402
-from models.meta.layer_mix import cached_pooled_layers  # noqa: E402
+from models.encoder import mix_pooled  # noqa: E402
 from models.out_of_scope import class_means  # noqa: E402
 
 
@@ -58,14 +58,9 @@ def main() -> None:
     parser.add_argument("--data", default="../shared/data")
     parser.add_argument("--cache", default="runs/cache")
     args = parser.parse_args()
-    encoder = TransformerEncoder(device="cpu")
-    sha = weights_sha256(encoder.model_dir)
-    pooled = lambda texts: cached_pooled_layers(encoder, texts, sha, args.cache, progress=True)  # noqa: E731
+    pooled = pooled_layers(args.cache)
     bank, clinc = Path(args.data) / "banking77", Path(args.data) / "clinc150"
-    test = read_jsonl(bank / "test.jsonl")
-    labels = sorted({r.label for r in test})
-    targets = torch.tensor([labels.index(r.label) for r in test])
-    queries, names = pooled([r.text for r in test]), pooled([name.replace("_", " ") for name in labels])
+    queries, targets, _, names = named_split(pooled, bank / "test.jsonl")
     bank_train = pooled([r.text for r in read_jsonl(bank / "train.jsonl")])
     clinc_rows = read_jsonl(clinc / "train.jsonl")
     clinc_labels = sorted({r.label for r in clinc_rows})

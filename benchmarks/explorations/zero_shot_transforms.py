@@ -25,10 +25,9 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from benchmarks.explorations.pooled_data import named_split, pooled_layers  # noqa: E402
 from models.checkpoint import resolve_checkpoint  # noqa: E402
-from models.data import read_jsonl  # noqa: E402
-from models.encoder import TransformerEncoder, mix_pooled, weights_sha256  # noqa: E402
-from models.meta.layer_mix import cached_pooled_layers  # noqa: E402
+from models.encoder import mix_pooled  # noqa: E402
 
 
 def accuracy(queries: torch.Tensor, names: torch.Tensor, targets: torch.Tensor) -> float:
@@ -43,20 +42,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     args = parser.parse_args()
     torch.manual_seed(0)
-    encoder = TransformerEncoder(device="cpu")
-    sha = weights_sha256(encoder.model_dir)
-    pooled = lambda texts: cached_pooled_layers(encoder, texts, sha, args.cache, progress=True)  # noqa: E731
+    pooled = pooled_layers(args.cache)
     bank, clinc = Path(args.data) / "banking77", Path(args.data) / "clinc150"
-    test = read_jsonl(bank / "test.jsonl")
-    labels = sorted({r.label for r in test})
-    bank_targets = torch.tensor([labels.index(r.label) for r in test])
-    bank_queries, bank_names = pooled([r.text for r in test]), pooled([n.replace("_", " ") for n in labels])
-    rows = read_jsonl(clinc / "train.jsonl")
-    clinc_labels = sorted({r.label for r in rows})
-    clinc_train, train_targets = pooled([r.text for r in rows]), torch.tensor([clinc_labels.index(r.label) for r in rows])
-    clinc_names = pooled([n.replace("_", " ") for n in clinc_labels])
-    valid = read_jsonl(clinc / "valid.jsonl")
-    clinc_valid, valid_targets = pooled([r.text for r in valid]), torch.tensor([clinc_labels.index(r.label) for r in valid])
+    bank_queries, bank_targets, _, bank_names = named_split(pooled, bank / "test.jsonl")
+    clinc_train, train_targets, clinc_labels, clinc_names = named_split(pooled, clinc / "train.jsonl")
+    clinc_valid, valid_targets, _, _ = named_split(pooled, clinc / "valid.jsonl", clinc_labels)
     shipped = torch.tensor(resolve_checkpoint("default").layer_mix)
 
     order = torch.randperm(len(clinc_labels), generator=torch.Generator().manual_seed(0))
