@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from dataclasses import replace
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from app.cli import build_parser, main
 from tests.models.meta_helpers import tiny_bert_dir, toy_dataset_dir
@@ -61,7 +63,7 @@ def test_meta_train_then_evaluate_on_another_data_set(tiny: dict[str, Path], tmp
     assert manifest["base_encoder"] == "tiny" and len(manifest["base_encoder_sha256"]) == 64
     assert {"steps", "learning_rate", "proximal", "scale"} <= set(manifest["inner_loop"])
     assert (out / "metrics.json").is_file()
-    assert (out / "learning_curve.png").is_file() or not HAS_MATPLOTLIB
+    assert (out / "learning_curve.png").is_file() == HAS_MATPLOTLIB  # without the [meta] extra: a warning, no file
     if algorithm == "metasgd":
         assert not (out / "encoder.safetensors").exists()  # the encoder is untouched
     results = tmp_path / "eval"
@@ -75,7 +77,7 @@ def test_meta_train_then_evaluate_on_another_data_set(tiny: dict[str, Path], tmp
     figures = json.loads((results / "results.json").read_text())["results"]
     assert [row["name"] for row in figures] == ["bare", "ckpt"]
     assert figures[0]["episodes"]["5"]["n"] == 5 and 0 <= figures[1]["fixed"]["10"] <= 1
-    assert (results / "results.png").is_file() or not HAS_MATPLOTLIB
+    assert (results / "results.png").is_file() == HAS_MATPLOTLIB
     code = main(["evaluate", "--data", str(tiny["beta"]), "--checkpoint", str(out), "--episodes", "5", "--ways", "3",
                  "--queries", "2", "--out", str(results), "--encoder-dir", str(tiny["encoder"]), "--device", "cpu",
                  "--cache-dir", str(tiny["root"] / "cache"), "--no-progress", "--record"])
@@ -91,6 +93,38 @@ def test_resume_flag_continues_a_run(tiny: dict[str, Path], tmp_path: Path) -> N
     assert not (out / "trainer_state.safetensors").exists()  # a finished run leaves only the checkpoint
     history = json.loads((out / "metrics.json").read_text())["history"]
     assert history[: len(first)] == first and history[-1]["step"] == 4
+
+
+class _Trial:
+    """Stands in for an Optuna trial: the first choice of each categorical, the low end of each range."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, object] = {}
+
+    def suggest_categorical(self, name: str, choices: list) -> object:
+        self.params[name] = choices[0]
+        return choices[0]
+
+    def suggest_float(self, name: str, low: float, high: float, log: bool = False) -> float:
+        self.params[name] = low
+        return low
+
+
+def test_search_samples_only_what_was_not_given() -> None:
+    """(Needs no Optuna: the trial is a stand-in.)"""
+    from models.meta.search import SEARCHED, suggest
+    from models.meta.trainer import MetaTrainConfig
+
+    base = MetaTrainConfig(algorithm="protonet", learning_rate=0.123, ways=7,
+                           inner_loop={"steps": 3, "learning_rate": 0.5, "proximal": 0.2, "scale": 9.0})
+    trial = _Trial()
+    config = suggest(trial, base, fixed=frozenset({"learning_rate", "ways", "inner_steps"}))
+    assert (config.learning_rate, config.ways, config.inner_loop["steps"], config.calibrate_steps) == (0.123, 7, 3, (3,))
+    assert set(trial.params) == {"inner_learning_rate", "inner_proximal", "inner_scale", "lora_rank", "episode_mode"}
+    assert config.inner_loop["learning_rate"] == 1e-3 and config.lora_rank == 4 and config.episode_mode == "uniform"
+    everything = _Trial()
+    suggest(everything, replace(base, algorithm="reptile"))
+    assert set(everything.params) == set(SEARCHED) - {"calibrate_ways"}
 
 
 def test_search_keeps_the_best_trial(tiny: dict[str, Path], tmp_path: Path) -> None:
@@ -132,21 +166,39 @@ def test_evaluate_refuses_a_data_set_the_checkpoint_was_trained_on(tiny: dict[st
 def test_meta_train_a_layer_mix_then_evaluate(tiny: dict[str, Path], tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """``--layer-mix``: the encoder stays frozen, the mix goes in the manifest, evaluate serves it."""
+    unchanged = tmp_path / "unchanged"
+    assert _meta_train(tiny, unchanged, "--algorithm", "protonet", "--layer-mix", "--lr", "0.5", "--no-calibrate") == 0
+    manifest = json.loads((unchanged / "manifest.json").read_text())
+    # the toy data's last layer already wins meta-validation: nothing is changed, nothing recorded
+    assert manifest["meta_validation"]["best_step"] == 0 and "layer_mix" not in manifest
+    # A run whose trained mix wins (made so here: a known mix, reported as the best step)
+    import models.meta.trainer
+
+    train = models.meta.trainer.meta_train
+
+    def winning(config, datasets, model, out, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        metrics = train(config, datasets, model, out, **kwargs)
+        with torch.no_grad():
+            model.layer_mix_logits.copy_(torch.tensor([0.0, -9.0, -0.5, 0.0]).log1p().nan_to_num(-9.0))
+        return {**metrics, "best_step": 1}
+
+    monkeypatch.setattr(models.meta.trainer, "meta_train", winning)
     out = tmp_path / "mix"
     assert _meta_train(tiny, out, "--algorithm", "protonet", "--layer-mix", "--lr", "0.5", "--no-calibrate") == 0
+    monkeypatch.setattr(models.meta.trainer, "meta_train", train)
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["hyperparameters"]["layer_mix"] is True
-    assert not (out / "encoder.safetensors").exists()
-    if manifest["meta_validation"]["best_step"] > 0:
-        assert len(manifest["layer_mix"]["weights"]) == 4 and max(manifest["layer_mix"]["weights"]) == 1.0
-    else:  # the starting (last-layer) encoder won meta-validation: nothing is changed
-        assert "layer_mix" not in manifest
+    assert manifest["hyperparameters"]["layer_mix"] is True and not (out / "encoder.safetensors").exists()
+    weights = manifest["layer_mix"]["weights"]
+    assert len(weights) == 4 and max(weights) == 1.0 and weights[0] == 1.0 and weights[1] < 1e-3
     results = tmp_path / "eval"
     assert main(["evaluate", "--data", str(tiny["beta"]), "--checkpoint", str(out), "--episodes", "3", "--ways", "3",
                  "--queries", "2", "--out", str(results), "--encoder-dir", str(tiny["encoder"]), "--device", "cpu",
                  "--cache-dir", str(tiny["root"] / "cache"), "--no-progress", "--no-record"]) == 0
     figures = json.loads((results / "results.json").read_text())["results"]
     assert [row["name"] for row in figures] == ["bare", "mix"]
+    from models.checkpoint import load_checkpoint
+
+    assert list(load_checkpoint(out).layer_mix) == pytest.approx(weights)  # what evaluate and the server mix with
     # "default" means the shipped checkpoint, as for the server (here: this one), with all classes per episode
     import models.checkpoint
 

@@ -23,3 +23,19 @@ def test_an_invalid_setting_is_named_by_its_variable(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("FEWSHOT_MAX_TOP_K", "0")
     assert main(["serve", "--port", "1"]) == 2
     assert capsys.readouterr().err.startswith("error: FEWSHOT_MAX_TOP_K: ")
+
+
+def test_serve_passes_its_options_to_uvicorn(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import uvicorn
+
+    calls: list[dict] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append({"app": app, **kwargs}))
+    monkeypatch.delenv("FEWSHOT_ADMIN_KEY", raising=False)
+    assert main(["serve", "--port", "8123", "--limit-concurrency", "5", "--log-level", "warning"]) == 0
+    assert calls == [{"app": "app.main:create_app", "factory": True, "host": "127.0.0.1", "port": 8123, "workers": 1,
+                      "log_level": "warning", "limit_concurrency": 5, "server_header": False}]
+    # several workers would each generate their own admin key: refused (a key from .env counts)
+    assert main(["serve", "--workers", "2"]) == 2
+    assert "FEWSHOT_ADMIN_KEY" in capsys.readouterr().err
+    monkeypatch.setenv("FEWSHOT_ADMIN_KEY", "test-admin-key-0123456789abcdef")
+    assert main(["serve", "--workers", "2"]) == 0 and calls[-1]["workers"] == 2

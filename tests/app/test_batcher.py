@@ -16,7 +16,8 @@ def _encode(texts: list[str]) -> torch.Tensor:
 
 
 def test_each_request_gets_its_own_rows_and_finish_runs_on_the_worker() -> None:
-    batcher = MicroBatcher(_encode, max_wait_ms=20)
+    gate, started = threading.Event(), threading.Event()
+    batcher = MicroBatcher(lambda texts: (started.set(), gate.wait(10), _encode(texts))[2], max_wait_ms=20)
     seen_threads: list[str] = []
 
     def finish(rows: torch.Tensor) -> list[float]:
@@ -24,10 +25,14 @@ def test_each_request_gets_its_own_rows_and_finish_runs_on_the_worker() -> None:
         return rows.flatten().tolist()
 
     try:
+        held = batcher.submit(["hold"])  # the worker blocks in the encoder while the others queue
+        assert started.wait(10)
         futures = [batcher.submit(["a" * n, "b" * (n + 1)], finish) for n in range(1, 6)]
+        gate.set()
+        assert held.result(timeout=10).flatten().tolist() == [4.0]
         assert [f.result(timeout=10) for f in futures] == [[float(n), float(n + 1)] for n in range(1, 6)]
         assert set(seen_threads) == {"micro-batcher"}
-        assert batcher.batches < 5  # the requests shared encoder passes
+        assert batcher.batches == 2  # the five queued requests shared one encoder pass
     finally:
         batcher.close()
 
@@ -91,3 +96,33 @@ def test_after_close_nothing_waits_forever() -> None:
     batcher.close()
     with pytest.raises(Overloaded, match="shutting down"):
         batcher.submit(["late"])
+
+
+def test_requests_queued_before_close_are_still_answered() -> None:
+    gate, started = threading.Event(), threading.Event()
+
+    def slow(texts: list[str]) -> torch.Tensor:
+        started.set()
+        gate.wait(10)
+        return _encode(texts)
+
+    batcher = MicroBatcher(slow, max_batch_texts=1, max_wait_ms=0)
+    running = batcher.submit(["running"])
+    assert started.wait(10)
+    queued = batcher.submit(["queued"])  # ahead of the stop signal that close() sends
+    closer = threading.Thread(target=batcher.close)
+    closer.start()
+    gate.set()
+    closer.join(20)
+    assert running.result(timeout=10).flatten().tolist() == [7.0]
+    assert queued.result(timeout=10).flatten().tolist() == [6.0]
+    with pytest.raises(Overloaded, match="shutting down"):
+        batcher.submit(["after"])
+
+
+def test_one_request_larger_than_the_queue_is_taken_when_nothing_waits() -> None:
+    batcher = MicroBatcher(_encode, max_queue_texts=2)
+    try:
+        assert batcher.submit(["a", "bb", "ccc"]).result(timeout=10).flatten().tolist() == [1.0, 2.0, 3.0]
+    finally:
+        batcher.close()

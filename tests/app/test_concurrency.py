@@ -145,7 +145,9 @@ def test_no_database_connection_is_held_while_a_change_adapts(app: FastAPI, clie
     headers = create_tenant(client)
     task_id = create_task(client, headers)["id"]
     pool = app.state.session_factory.kw["bind"].pool
+    first = client.get(f"/v1/tasks/{task_id}/examples", headers=headers).json()["examples"][0]["id"]
     for request in (
+        lambda: client.post(f"/v1/tasks/{task_id}/remove", json={"example_ids": [first]}, headers=headers),
         lambda: client.post(f"/v1/tasks/{task_id}/examples",
                             json={"examples": [{"text": "ring the doorbell", "label": "bell"}]}, headers=headers),
         lambda: client.post("/v1/tasks", json={"name": "second", "examples": [

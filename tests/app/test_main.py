@@ -111,3 +111,41 @@ def test_which_database_errors_mean_unavailable() -> None:
     assert _is_unavailable(error("database is locked"))  # another writer past the busy timeout: retry
     assert _is_unavailable(error("unable to open database file"))
     assert not _is_unavailable(error("no such table: tasks"))  # a bug (or a missing migration), not an outage
+
+
+
+def test_overloaded_and_an_exhausted_pool_are_503_with_retry_after(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    from app.errors import Overloaded
+    from app.services.tasks import TaskService
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        tenant = client.post("/v1/tenants", json={"name": "acme"}, headers={"Authorization": f"Bearer {app.state.admin_key}"})
+        headers = {"Authorization": f"Bearer {tenant.json()['api_key']}"}
+        task = client.post("/v1/tasks", headers=headers, json={"name": "t", "examples": [
+            {"text": "play a song", "label": "music"}, {"text": "wake me up", "label": "alarm"}]}).json()
+
+        def overloaded(*args: object, **kwargs: object) -> None:
+            raise Overloaded("8192 texts are already queued for the encoder; retry shortly")
+
+        monkeypatch.setattr(app.state.engine, "predict", overloaded)
+        response = client.post(f"/v1/tasks/{task['id']}/predict", json={"texts": ["hi"]}, headers=headers)
+        assert (response.status_code, response.json()["error"], response.headers["retry-after"]) == (503, "overloaded", "1")
+
+        def no_connection(*args: object, **kwargs: object) -> None:
+            raise PoolTimeout("QueuePool limit of size 5 overflow 10 reached")
+
+        monkeypatch.setattr(TaskService, "list", no_connection)
+        response = client.get("/v1/tasks", headers=headers)
+        assert (response.status_code, response.json()["error"], response.headers["retry-after"]) == (
+            503, "database_unavailable", "5")
+
+
+def test_without_an_admin_key_one_is_generated_and_printed(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    app = create_app(make_settings(database_url, admin_key=None), encoder=FakeEncoder())
+    with TestClient(app) as client:
+        printed = capsys.readouterr().err
+        key = printed.split("this run's admin key: ")[1].split()[0]
+        assert len(key) >= 40 and key == app.state.admin_key
+        assert client.post("/v1/tenants", json={"name": "a"}, headers={"Authorization": f"Bearer {key}"}).status_code == 201

@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 
 from tests.helpers import create_task, create_tenant
+
+
+def _value(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 def test_metrics_count_predictions_and_requests(client: TestClient) -> None:
     headers = create_tenant(client)
     task = create_task(client, headers)
+    route = "/v1/tasks/{task_id}/predict"
+    before = (_value("fewshot_predicted_texts_total"), _value("fewshot_request_seconds_count", method="POST", route=route,
+                                                               status="200"),
+              _value("fewshot_request_seconds_count", method="GET", route="/v1/tasks/{task_id}", status="404"),
+              _value("fewshot_adapter_cache_hits_total"))
     client.post(f"/v1/tasks/{task['id']}/predict", json={"texts": ["play a song", "set my alarm"]}, headers=headers)
+    client.get(f"/v1/tasks/{'0' * 32}", headers=headers)
+    after = (_value("fewshot_predicted_texts_total"), _value("fewshot_request_seconds_count", method="POST", route=route,
+                                                              status="200"),
+             _value("fewshot_request_seconds_count", method="GET", route="/v1/tasks/{task_id}", status="404"),
+             _value("fewshot_adapter_cache_hits_total"))
+    assert [a - b for a, b in zip(after, before)] == [2, 1, 1, 1]  # two texts, one predict, one 404, one cache hit
     body = client.get("/metrics").text
     assert "fewshot_predicted_texts_total" in body
     assert 'route="/v1/tasks/{task_id}/predict"' in body

@@ -120,3 +120,24 @@ def test_the_reject_quantile_and_ambiguity_margin_settings(build_app: Callable[.
             predictions = _predict(client, headers, task["id"])
     assert thresholds[1] > thresholds[0]  # the median of the held-out scores rejects more than their 5% quantile
     assert all(p["ambiguous"] for p in predictions)  # no top-2 gap reaches a margin of 1
+
+
+def test_negatives_reach_the_adaptation(app: FastAPI, client: TestClient, tenant: dict[str, str]) -> None:
+    """Posted out-of-scope texts are embedded and handed to the threshold fit (the maths of
+    how they move it: tests/models/test_calibration.py)."""
+    engine, seen = app.state.engine, []
+    original = engine.fit
+
+    def fit(*args: object, **kwargs: object) -> object:
+        seen.append(kwargs.get("negatives"))
+        return original(*args, **kwargs)
+
+    engine.fit = fit
+    try:
+        task = _ok(client.post("/v1/tasks", json={"name": "n", "examples": examples(), "out_of_scope": NEGATIVES},
+                               headers=tenant), 201)
+        _ok(client.post(f"/v1/tasks/{task['id']}/examples", json={"out_of_scope": ["sing me a lullaby"]}, headers=tenant))
+    finally:
+        engine.fit = original
+    assert [None if n is None else tuple(n.shape) for n in seen] == [(len(NEGATIVES), engine.encoder.dim),
+                                                                      (len(NEGATIVES) + 1, engine.encoder.dim)]

@@ -85,14 +85,26 @@ def test_calibrate_rejects_few_held_out_support_texts_and_most_unrelated_ones() 
     assert 0.1 <= calibration.temperature <= 10.0
 
 
-def test_negatives_near_the_classes_raise_the_threshold() -> None:
+def test_negatives_between_the_default_and_the_ceiling_raise_the_threshold() -> None:
     centres, embeddings, targets, generator = _clusters(per_class=20, noise=0.3, seed=2)
     oos_model = fit_out_of_scope(embeddings, targets, 3)
     plain = calibrate(embeddings, targets, 3, InnerLoopConfig(steps=10), oos_model)
-    borderline = torch.nn.functional.normalize(centres.mean(0, keepdim=True) + 0.2 * torch.randn(10, 16, generator=generator), dim=-1)
+    ceiling = float(torch.quantile(oos_model.leave_one_out_scores(embeddings, targets), 0.10))
+    near = torch.nn.functional.normalize(embeddings.repeat(5, 1) + 0.25 * torch.randn(300, 16, generator=generator), dim=-1)
+    scores = oos_model.scores(near)
+    borderline = near[(scores > plain.oos_threshold) & (scores < ceiling)]  # texts the default would accept
+    assert len(borderline) >= 5
     with_negatives = calibrate(embeddings, targets, 3, InnerLoopConfig(steps=10), oos_model, negatives=borderline)
-    assert plain.oos_threshold is not None and with_negatives.oos_threshold is not None
-    assert with_negatives.oos_threshold >= plain.oos_threshold
+    assert plain.oos_threshold < with_negatives.oos_threshold <= ceiling
+
+
+def test_choose_threshold_moves_only_between_the_quantile_and_its_ceiling() -> None:
+    in_scope = torch.linspace(0, 1, 41)
+    quantile, ceiling = choose_threshold(in_scope, None, 0.05), float(torch.quantile(in_scope, 0.10))
+    assert choose_threshold(in_scope, torch.tensor([-1.0, -0.5]), 0.05) == quantile  # already rejected
+    raised = choose_threshold(in_scope, torch.tensor([0.05, 0.06, 0.07]), 0.05)
+    assert 0.07 < raised <= ceiling  # now rejects all three
+    assert choose_threshold(in_scope, torch.tensor([0.5, 0.9]), 0.05) <= ceiling  # never past 2 x the quantile
 
 
 def test_prompt_rows_are_never_held_out() -> None:

@@ -78,4 +78,6 @@ def test_class_prototypes_are_unit_means(rows: list[LabelledText]) -> None:
     embeddings = torch.randn(len(rows), 5)
     protos = class_prototypes(rows, embeddings)
     assert set(protos) == {r.label for r in rows}
-    assert torch.allclose(protos["c0"].norm(), torch.tensor(1.0))
+    for label, prototype in protos.items():
+        members = torch.tensor([r.label == label for r in rows])
+        torch.testing.assert_close(prototype, torch.nn.functional.normalize(embeddings[members].mean(0), dim=-1))
