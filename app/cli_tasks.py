@@ -149,6 +149,11 @@ COMMANDS: dict[str, Callable[[FewShotClient, argparse.Namespace], Any]] = {
     "import": _import,
     "delete": _delete,
     "tenant-create": lambda c, a: c.create_tenant(a.name),
+    "tenant-list": lambda c, a: c.list_tenants(limit=a.limit, offset=a.offset),
+    "tenant-delete": lambda c, a: (c.delete_tenant(a.tenant_id), {"deleted": a.tenant_id})[1],
+    "tenant-keys": lambda c, a: c.list_keys(a.tenant_id),
+    "tenant-issue-key": lambda c, a: c.issue_key(a.tenant_id),
+    "tenant-revoke-key": lambda c, a: (c.revoke_key(a.tenant_id, a.key_id), {"revoked": a.key_id})[1],
     "health": lambda c, a: c.healthz(),
 }
 
@@ -165,9 +170,10 @@ def _check_keys(args: argparse.Namespace) -> None:
         host, parts = None, None
     if parts is None or parts.scheme not in ("http", "https") or not host:
         raise InputError(f"--url {url!r} is not an http:// or https:// URL with a host (e.g. http://127.0.0.1:8000)")
-    if args.client_command == "tenant-create" and not admin_key:
+    admin_command = args.client_command.startswith("tenant-")
+    if admin_command and not admin_key:
         raise InputError("no admin key: give --admin-key or set FEWSHOT_ADMIN_KEY")
-    if args.client_command not in ("tenant-create", "health") and not api_key:
+    if not admin_command and args.client_command != "health" and not api_key:
         raise InputError("no API key: give --api-key or set FEWSHOT_API_KEY (`fewshot tenants create` makes one)")
 
 
@@ -328,5 +334,19 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
     tenant_sub = tenants.add_subparsers(dest="tenants_command", required=True, metavar="COMMAND")
     tenant = leaf(tenant_sub, "create", "tenant-create", "create a tenant; prints its API key (shown once)")
     tenant.add_argument("name", metavar="NAME")
+    tenant_list = leaf(tenant_sub, "list", "tenant-list", "list tenants with their number of tasks")
+    tenant_list.add_argument("--limit", type=int, default=100)
+    tenant_list.add_argument("--offset", type=int, default=0)
+    tenant_id = "the tenant id (from `tenants list` or `tenants create`)"
+    leaf(tenant_sub, "delete", "tenant-delete", "delete a tenant, its keys and all its tasks").add_argument(
+        "tenant_id", metavar="TENANT", help=tenant_id)
+    leaf(tenant_sub, "keys", "tenant-keys", "a tenant's API keys (ids and prefixes, never the keys)").add_argument(
+        "tenant_id", metavar="TENANT", help=tenant_id)
+    leaf(tenant_sub, "issue-key", "tenant-issue-key",
+         "another API key for a tenant (shown once; the others keep working until revoked)").add_argument(
+        "tenant_id", metavar="TENANT", help=tenant_id)
+    revoke = leaf(tenant_sub, "revoke-key", "tenant-revoke-key", "revoke one of a tenant's keys (not its last)")
+    revoke.add_argument("tenant_id", metavar="TENANT", help=tenant_id)
+    revoke.add_argument("key_id", metavar="KEY_ID", type=int, help="the key's id (from `tenants keys`)")
 
     leaf(commands, "health", "health", "the server's /healthz")

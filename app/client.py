@@ -22,15 +22,15 @@ spaces or non-ASCII characters) raise ``ValueError`` before anything is sent.
 from __future__ import annotations
 
 import json
-import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
 import httpx
 
+from app import client_requests as req
 from app.client_types import (
+    ApiKeyInfo,
     EvaluateResult,
     Example,
     ExampleLike,
@@ -43,6 +43,7 @@ from app.client_types import (
     Task,
     TaskList,
     TenantCreated,
+    TenantList,
     Version,
     VersionList,
 )
@@ -50,11 +51,10 @@ from app.client_types import (
 __all__ = [
     "FewShotClient", "FewShotError", "UNSET",
     "Task", "TaskList", "Version", "VersionList", "Example", "ExampleList", "LabelScore", "Prediction",
-    "PredictResult", "EvaluateResult", "TenantCreated", "Health",
+    "PredictResult", "EvaluateResult", "TenantCreated", "TenantList", "ApiKeyInfo", "Health",
 ]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-_TASK_ID = re.compile(r"[A-Za-z0-9_.~-]+")
 
 
 class _Unset:
@@ -177,6 +177,27 @@ class FewShotClient:
         """Create a tenant with the admin key; the answer holds its API key (shown once)."""
         return self._call("POST", "/v1/tenants", {"name": name}, key=self.admin_key)
 
+    def list_tenants(self, limit: int = 100, offset: int = 0) -> TenantList:
+        """One page of tenants (admin key), each with its number of tasks."""
+        return self._call("GET", "/v1/tenants", params={"limit": limit, "offset": offset}, key=self.admin_key)
+
+    def delete_tenant(self, tenant_id: str) -> None:
+        """Delete a tenant with its keys and all its tasks (admin key)."""
+        self._call("DELETE", req.path("/v1/tenants/", tenant_id), key=self.admin_key)
+
+    def list_keys(self, tenant_id: str) -> list[ApiKeyInfo]:
+        """A tenant's API keys: ids, prefixes and creation times, never the keys (admin key)."""
+        return self._call("GET", req.path("/v1/tenants/", tenant_id, "/keys"), key=self.admin_key)["keys"]
+
+    def issue_key(self, tenant_id: str) -> ApiKeyInfo:
+        """Another API key for the tenant, shown once in ``api_key``; the others keep
+        working until revoked, so clients can move to it without downtime (admin key)."""
+        return self._call("POST", req.path("/v1/tenants/", tenant_id, "/keys"), key=self.admin_key)
+
+    def revoke_key(self, tenant_id: str, key_id: int) -> None:
+        """Revoke one of a tenant's keys (not its last one) (admin key)."""
+        self._call("DELETE", req.path("/v1/tenants/", tenant_id, f"/keys/{int(key_id)}"), key=self.admin_key)
+
     # --- tasks -------------------------------------------------------------------------
     def create_task(
         self,
@@ -195,15 +216,15 @@ class FewShotClient:
         ``oos_threshold`` overrides the calibrated out-of-scope threshold; and
         ``unlabelled`` are texts without labels (past tickets, say) that refine the
         label prototypes, which helps most with 0-2 examples per label."""
-        body: dict[str, Any] = {"name": name, "examples": _examples(examples)}
+        body: dict[str, Any] = {"name": name, "examples": req.examples(examples)}
         if labels is not None:
-            body["labels"] = _labels(labels)
+            body["labels"] = req.labels(labels)
         if out_of_scope is not None:
-            body["out_of_scope"] = _texts(out_of_scope)
+            body["out_of_scope"] = req.texts(out_of_scope)
         if oos_threshold is not None:
-            body["oos_threshold"] = _finite(oos_threshold)
+            body["oos_threshold"] = req.finite(oos_threshold)
         if unlabelled is not None:
-            body["unlabelled"] = _texts(unlabelled)
+            body["unlabelled"] = req.texts(unlabelled)
         return self._call("POST", "/v1/tasks", body)
 
     def list_tasks(self, limit: int = 100, offset: int = 0) -> TaskList:
@@ -212,7 +233,7 @@ class FewShotClient:
 
     def get_task(self, task_id: str) -> Task:
         """The task at its current version."""
-        return self._call("GET", _task_path(task_id))
+        return self._call("GET", req.task_path(task_id))
 
     def update_task(self, task_id: str, *, name: str | None = None, oos_threshold: float | None = UNSET) -> Task:
         """Rename the task and/or set its out-of-scope threshold override
@@ -221,12 +242,12 @@ class FewShotClient:
         if name is not None:
             body["name"] = name
         if oos_threshold is not UNSET:
-            body["oos_threshold"] = None if oos_threshold is None else _finite(oos_threshold)
-        return self._call("PATCH", _task_path(task_id), body)
+            body["oos_threshold"] = None if oos_threshold is None else req.finite(oos_threshold)
+        return self._call("PATCH", req.task_path(task_id), body)
 
     def delete_task(self, task_id: str) -> None:
         """Delete the task with all its examples and versions."""
-        self._call("DELETE", _task_path(task_id))
+        self._call("DELETE", req.task_path(task_id))
 
     def add_examples(
         self,
@@ -239,56 +260,56 @@ class FewShotClient:
         """Add examples, labels, out-of-scope and/or unlabelled texts: a new version,
         adapted from the current one (afresh when unlabelled texts are added). Returns
         the task at the new version."""
-        body: dict[str, Any] = {"examples": _examples(examples)}
+        body: dict[str, Any] = {"examples": req.examples(examples)}
         if labels is not None:
-            body["labels"] = _labels(labels)
+            body["labels"] = req.labels(labels)
         if out_of_scope is not None:
-            body["out_of_scope"] = _texts(out_of_scope)
+            body["out_of_scope"] = req.texts(out_of_scope)
         if unlabelled is not None:
-            body["unlabelled"] = _texts(unlabelled)
-        return self._call("POST", _task_path(task_id, "/examples"), body)
+            body["unlabelled"] = req.texts(unlabelled)
+        return self._call("POST", req.task_path(task_id, "/examples"), body)
 
     def list_examples(self, task_id: str, version: int | None = None) -> ExampleList:
         """The examples of a version (default: the current one) with their ids;
         out-of-scope examples and unlabelled texts have the label None (see ``kind``)."""
-        return self._call("GET", _task_path(task_id, "/examples"), params=_drop_none(version=version))
+        return self._call("GET", req.task_path(task_id, "/examples"), params=req.drop_none(version=version))
 
     def remove_examples(self, task_id: str, example_ids: Iterable[int] = (), labels: Iterable[str] = (),
                         unlabelled: bool = False) -> Task:
         """A new version without these examples (ids from :meth:`list_examples`),
         without these labels (with all their examples) and, with ``unlabelled``,
         without any unlabelled text."""
-        body = {"example_ids": list(example_ids), "labels": _texts(labels), "unlabelled": unlabelled}
-        return self._call("POST", _task_path(task_id, "/remove"), body)
+        body = {"example_ids": list(example_ids), "labels": req.texts(labels), "unlabelled": unlabelled}
+        return self._call("POST", req.task_path(task_id, "/remove"), body)
 
     def versions(self, task_id: str) -> VersionList:
         """All versions of the task, oldest first, and the current version number."""
-        return self._call("GET", _task_path(task_id, "/versions"))
+        return self._call("GET", req.task_path(task_id, "/versions"))
 
     def rollback(self, task_id: str, version: int) -> Task:
         """Make a new version with the content (and adapter) of ``version``."""
-        return self._call("POST", _task_path(task_id, "/rollback"), {"version": version})
+        return self._call("POST", req.task_path(task_id, "/rollback"), {"version": version})
 
     def predict(self, task_id: str, texts: str | Sequence[str], top_k: int = 3, version: int | None = None) -> PredictResult:
         """Classify texts (a single string is one text), optionally with a pinned
         version. A prediction's ``label`` is None when the text is out of scope."""
-        body: dict[str, Any] = {"texts": _texts(texts), "top_k": top_k}
+        body: dict[str, Any] = {"texts": req.texts(texts), "top_k": top_k}
         if version is not None:
             body["version"] = version
-        return self._call("POST", _task_path(task_id, "/predict"), body)
+        return self._call("POST", req.task_path(task_id, "/predict"), body)
 
     def evaluate(self, task_id: str, examples: Iterable[ExampleLike], version: int | None = None) -> EvaluateResult:
         """Accuracy (with and before rejection), macro-F1, calibration error, per-label
         precision/recall, confusions and (when some gold labels are None, i.e. out of
         scope) out-of-scope precision/recall and AUROC."""
-        body: dict[str, Any] = {"examples": _examples(examples, allow_none=True)}
+        body: dict[str, Any] = {"examples": req.examples(examples, allow_none=True)}
         if version is not None:
             body["version"] = version
-        return self._call("POST", _task_path(task_id, "/evaluate"), body)
+        return self._call("POST", req.task_path(task_id, "/evaluate"), body)
 
     def export_task(self, task_id: str, version: int | None = None) -> dict[str, Any]:
         """The task (default: its current version) as one JSON document for :meth:`import_task`."""
-        return self._call("GET", _task_path(task_id, "/export"), params=_drop_none(version=version))
+        return self._call("GET", req.task_path(task_id, "/export"), params=req.drop_none(version=version))
 
     def import_task(self, document: Mapping[str, Any]) -> Task:
         """Create a task (in this client's tenant) from an exported document."""
@@ -319,61 +340,8 @@ class FewShotClient:
         return body
 
 
-def _task_path(task_id: str, suffix: str = "") -> str:
-    """``/v1/tasks/{id}{suffix}``; an id is one path segment of URL-safe characters (the
-    service's ids are 32 hex digits), so ``"abc/versions"`` cannot reach another route."""
-    if not isinstance(task_id, str) or not _TASK_ID.fullmatch(task_id) or task_id in (".", ".."):
-        raise ValueError(f"not a task id: {task_id!r}" if task_id else "a task id is needed (got an empty one)")
-    return f"/v1/tasks/{task_id}{suffix}"
-
-
-def _finite(value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"oos_threshold must be a finite number, got {value!r}")
-    return float(value)
-
-
 def _json_or_none(response: httpx.Response) -> Any:
     try:
         return response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
-
-
-def _drop_none(**values: Any) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v is not None}
-
-
-def _texts(texts: str | Iterable[str]) -> list[str]:
-    return [texts] if isinstance(texts, str) else list(texts)
-
-
-def _examples(examples: Iterable[ExampleLike], allow_none: bool = False) -> list[dict[str, Any]]:
-    out = []
-    for i, item in enumerate(examples):
-        if isinstance(item, Mapping):
-            text, label = item.get("text"), item.get("label")
-        elif isinstance(item, (tuple, list)) and len(item) == 2:
-            text, label = item
-        else:
-            raise TypeError(f"examples[{i}]: expected a {{'text', 'label'}} mapping or a (text, label) pair, got {item!r}")
-        if label is None and not allow_none:
-            raise TypeError(f"examples[{i}] has no label")
-        out.append({"text": text, "label": label})
-    return out
-
-
-def _labels(labels: Labels) -> list[dict[str, Any]]:
-    if isinstance(labels, Mapping):
-        return [{"name": name, "description": description} for name, description in labels.items()]
-    out = []
-    for i, item in enumerate(labels):
-        if isinstance(item, str):
-            out.append({"name": item})
-        elif isinstance(item, Mapping):
-            out.append({"name": item.get("name"), "description": item.get("description")})
-        elif isinstance(item, (tuple, list)) and len(item) == 2:
-            out.append({"name": item[0], "description": item[1]})
-        else:
-            raise TypeError(f"labels[{i}]: expected a name, a {{'name', 'description'}} mapping or a pair, got {item!r}")
-    return out

@@ -15,6 +15,25 @@ class TenantCreated(TypedDict):
     api_key: str
 
 
+class TenantInfo(TypedDict):
+    id: str
+    name: str
+    created_at: str
+    num_tasks: int
+
+
+class TenantList(TypedDict):
+    tenants: list[TenantInfo]
+    total: int
+
+
+class ApiKeyInfo(TypedDict, total=False):
+    id: int
+    prefix: str
+    created_at: str
+    api_key: str  # only in the answer that issues it
+
+
 class Task(TypedDict):
     id: str
     name: str

@@ -48,8 +48,13 @@ def get_task_service(
     return TaskService(uow, engine, settings)
 
 
-def get_tenant_service(uow: Annotated[UnitOfWork, Depends(get_uow)]) -> TenantService:
-    return TenantService(uow)
+def get_tenant_service(request: Request, uow: Annotated[UnitOfWork, Depends(get_uow)]) -> TenantService:
+    def forget_tasks(task_ids: list[str]) -> None:
+        engine, deleted = request.app.state.engine, set(task_ids)
+        if engine is not None and deleted:
+            engine.cache.discard_where(lambda key: key[0] in deleted)
+
+    return TenantService(uow, forget_tasks)
 
 
 def current_tenant(

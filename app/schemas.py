@@ -54,6 +54,32 @@ class TenantCreated(BaseModel):
     api_key: str = Field(description="shown once; only its hash is stored")
 
 
+class TenantOut(BaseModel):
+    id: str
+    name: str
+    created_at: datetime
+    num_tasks: int
+
+
+class TenantList(BaseModel):
+    tenants: list[TenantOut]
+    total: int
+
+
+class ApiKeyOut(BaseModel):
+    id: int = Field(description="the key's id, to revoke it")
+    prefix: str = Field(description="the key's first 12 characters, to recognise it")
+    created_at: datetime
+
+
+class ApiKeyList(BaseModel):
+    keys: list[ApiKeyOut]
+
+
+class ApiKeyCreated(ApiKeyOut):
+    api_key: str = Field(description="shown once; only its hash is stored")
+
+
 class ExampleIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: Text = Field(description="the utterance (limit: FEWSHOT_MAX_TEXT_CHARS)")

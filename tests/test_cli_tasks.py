@@ -232,7 +232,7 @@ def test_unusable_files_and_options_are_one_line_and_exit_2(run: Run, files: dic
     _, err = run("tasks", "create", "--name", "x", "--labels", str(no_labels), code=2)
     assert err == f"error: {no_labels}: no labels in it\n"
     _, err = run("tasks", "get", "", code=2)
-    assert err == "error: a task id is needed (got an empty one)\n"
+    assert err == "error: an id is needed (got an empty one)\n"
     _, err = run("tasks", "list", "--api-key", "fsk_caf\xe9", code=2)
     assert "non-ASCII" in err and "fsk_" not in err  # the key itself is not echoed
 
@@ -241,7 +241,7 @@ def test_unusable_files_and_options_are_one_line_and_exit_2(run: Run, files: dic
     got, _ = run("tasks", "get", task["id"], "--api-key", f" {api_key}\n")
     assert got["id"] == task["id"]
     _, err = run("tasks", "get", f"{task['id']}/versions", code=2)
-    assert err == f"error: not a task id: '{task['id']}/versions'\n"
+    assert err == f"error: not an id: '{task['id']}/versions'\n"
     # out-of-scope texts as JSON objects in a file not called .jsonl: the text, not the JSON
     oos = tmp_path / "oos.json"
     oos.write_text(json.dumps({"text": "tell me a joke", "label": "oos"}) + "\n{not json, a plain line\n")
@@ -259,6 +259,24 @@ def test_unusable_files_and_options_are_one_line_and_exit_2(run: Run, files: dic
     for bad in ("0", "-1", "inf"):
         with pytest.raises(SystemExit):
             main(["tasks", "list", "--timeout", bad])
+
+
+def test_tenant_commands_rotate_and_revoke_keys(run: Run, api_key: str) -> None:
+    listed, _ = run("tenants", "list")
+    tenant = listed["tenants"][0]
+    assert listed["total"] == 1 and tenant["name"] == "acme" and tenant["num_tasks"] == 0
+    keys, _ = run("tenants", "keys", tenant["id"])
+    assert [k["prefix"] for k in keys] == [api_key[:12]]
+    issued, _ = run("tenants", "issue-key", tenant["id"])
+    assert issued["api_key"].startswith("fsk_") and issued["id"] != keys[0]["id"]
+    assert run("tenants", "revoke-key", tenant["id"], str(keys[0]["id"]))[0] == {"revoked": keys[0]["id"]}
+    _, err = run("tasks", "list", code=1)  # FEWSHOT_API_KEY holds the revoked key
+    assert err.startswith("error: 401 unauthorized")
+    assert run("tasks", "list", "--api-key", issued["api_key"])[0]["total"] == 0
+    _, err = run("tenants", "revoke-key", tenant["id"], str(issued["id"]), code=1)
+    assert "last key" in err
+    assert run("tenants", "delete", tenant["id"])[0] == {"deleted": tenant["id"]}
+    assert run("tenants", "list")[0]["total"] == 0
 
 
 def test_url_and_keys_come_from_options_then_environment(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:

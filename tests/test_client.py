@@ -224,7 +224,7 @@ def test_answers_that_are_not_the_service_and_retry_hints() -> None:
         assert caught.value.status_code == 307 and "elsewhere" in caught.value.detail
         assert fewshot.get_task("a-b") == {"id": "a-b"}
         for bad in ("a/b", "a?b", "..", "a b"):  # an id is one URL-safe path segment
-            with pytest.raises(ValueError, match="not a task id"):
+            with pytest.raises(ValueError, match="not an id"):
                 fewshot.get_task(bad)
         for bad in (float("nan"), float("inf")):
             with pytest.raises(ValueError):
@@ -234,6 +234,26 @@ def test_answers_that_are_not_the_service_and_retry_hints() -> None:
         fewshot.api_key = "fsk_x\n"
         with pytest.raises(ValueError, match="line breaks"):
             fewshot.list_tasks()
+
+
+def test_tenants_and_their_keys(admin: FewShotClient, client: TestClient) -> None:
+    created = admin.create_tenant("acme")
+    tenant = FewShotClient("http://testserver", api_key=created["api_key"], http_client=client)
+    tenant.create_task("t", PAIRS)
+    assert [(t["name"], t["num_tasks"]) for t in admin.list_tenants()["tenants"]] == [("acme", 1)]
+    [first] = admin.list_keys(created["id"])
+    second = admin.issue_key(created["id"])
+    assert first["prefix"] == created["api_key"][:12] and "api_key" not in first and second["api_key"].startswith("fsk_")
+    admin.revoke_key(created["id"], first["id"])
+    with pytest.raises(FewShotError) as caught:
+        tenant.list_tasks()
+    assert caught.value.status_code == 401
+    tenant.api_key = second["api_key"]
+    assert tenant.list_tasks()["total"] == 1
+    admin.delete_tenant(created["id"])
+    assert admin.list_tenants()["total"] == 0
+    with pytest.raises(ValueError, match="not an id"):
+        admin.delete_tenant("../tasks")
 
 
 def test_a_passed_in_http_client_is_not_closed(client: TestClient) -> None:

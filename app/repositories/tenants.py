@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Sequence
+
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from app.db.tables import ApiKey, Tenant
+from app.db.tables import AdapterVersion, ApiKey, Example, Task, Tenant
 
 
 class TenantRepository:
@@ -16,9 +18,48 @@ class TenantRepository:
         tenant = Tenant(id=tenant_id, name=name)
         self.session.add(tenant)
         self.session.flush()  # no ORM relationship orders the inserts, so the parent goes first
-        self.session.add(ApiKey(tenant_id=tenant_id, key_hash=key_hash, prefix=key_prefix))
-        self.session.flush()
+        self.add_key(tenant_id, key_hash, key_prefix)
         return tenant
+
+    def add_key(self, tenant_id: str, key_hash: str, key_prefix: str) -> ApiKey:
+        key = ApiKey(tenant_id=tenant_id, key_hash=key_hash, prefix=key_prefix)
+        self.session.add(key)
+        self.session.flush()
+        return key
+
+    def get(self, tenant_id: str) -> Tenant | None:
+        return self.session.get(Tenant, tenant_id)
+
+    def list(self, limit: int, offset: int) -> Sequence[tuple[Tenant, int]]:
+        """Tenants, oldest first, each with its number of tasks."""
+        tasks = select(Task.tenant_id, func.count().label("n")).group_by(Task.tenant_id).subquery()
+        statement = (select(Tenant, func.coalesce(tasks.c.n, 0)).outerjoin(tasks, tasks.c.tenant_id == Tenant.id)
+                     .order_by(Tenant.created_at, Tenant.id).limit(limit).offset(offset))
+        return [(tenant, count) for tenant, count in self.session.execute(statement)]
+
+    def count(self) -> int:
+        return self.session.scalar(select(func.count()).select_from(Tenant)) or 0
+
+    def keys(self, tenant_id: str) -> Sequence[ApiKey]:
+        return self.session.scalars(select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.id)).all()
+
+    def delete_key(self, key: ApiKey) -> None:
+        self.session.delete(key)
+        self.session.flush()
+
+    def delete(self, tenant: Tenant) -> list[str]:
+        """Delete the tenant with its keys and tasks (explicit child deletes: correct even where
+        the database ignores ON DELETE CASCADE); returns the deleted tasks' ids."""
+        task_ids = list(self.session.scalars(select(Task.id).where(Task.tenant_id == tenant.id)))
+        for start in range(0, len(task_ids), 900):  # SQLite's bound-parameter limit
+            chunk = task_ids[start : start + 900]
+            for table in (AdapterVersion, Example):
+                self.session.execute(delete(table).where(table.task_id.in_(chunk)))
+        self.session.execute(delete(Task).where(Task.tenant_id == tenant.id))
+        self.session.execute(delete(ApiKey).where(ApiKey.tenant_id == tenant.id))
+        self.session.delete(tenant)
+        self.session.flush()
+        return task_ids
 
     def by_key_hash(self, key_hash: str) -> Tenant | None:
         statement = select(Tenant).join(ApiKey, ApiKey.tenant_id == Tenant.id).where(ApiKey.key_hash == key_hash)

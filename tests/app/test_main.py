@@ -13,7 +13,10 @@ from tests.conftest import make_settings
 from tests.fakes import FakeEncoder
 
 V1_PATHS = {
-    "/v1/tenants": {"post"},
+    "/v1/tenants": {"get", "post"},
+    "/v1/tenants/{tenant_id}": {"delete"},
+    "/v1/tenants/{tenant_id}/keys": {"get", "post"},
+    "/v1/tenants/{tenant_id}/keys/{key_id}": {"delete"},
     "/v1/tasks": {"get", "post"},
     "/v1/tasks/import": {"post"},
     "/v1/tasks/{task_id}": {"get", "patch", "delete"},

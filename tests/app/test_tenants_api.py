@@ -1,4 +1,4 @@
-"""POST /v1/tenants: admin only; the returned key authenticates the tenant."""
+"""/v1/tenants: admin only; keys authenticate tenants, can be rotated and revoked; a deleted tenant takes its tasks."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from app.security import TENANT_KEY_PREFIX, hash_api_key
-from tests.helpers import admin_headers, bearer
+from tests.helpers import admin_headers, bearer, create_task
 
 
 def test_admin_creates_a_tenant_with_a_one_time_key(client: TestClient, db_engine: Engine) -> None:
@@ -68,3 +68,44 @@ def test_tenant_name_is_validated(client: TestClient) -> None:
         response = client.post("/v1/tenants", json=body, headers=admin_headers())
         assert response.status_code == 422, body
         assert response.json()["error"] == "validation_error"
+
+
+
+def test_keys_are_rotated_without_downtime_and_revoked(client: TestClient) -> None:
+    created = client.post("/v1/tenants", json={"name": "acme"}, headers=admin_headers()).json()
+    old_key, tenant_id = created["api_key"], created["id"]
+    task = create_task(client, bearer(old_key))
+    keys = client.get(f"/v1/tenants/{tenant_id}/keys", headers=admin_headers()).json()["keys"]
+    assert [k["prefix"] for k in keys] == [old_key[:12]] and "api_key" not in keys[0]  # no secret is shown again
+    issued = client.post(f"/v1/tenants/{tenant_id}/keys", headers=admin_headers())
+    assert issued.status_code == 201 and issued.json()["api_key"].startswith("fsk_")
+    new_key = issued.json()["api_key"]
+    for key in (old_key, new_key):  # both work during the move
+        assert client.get(f"/v1/tasks/{task['id']}", headers=bearer(key)).status_code == 200
+    revoked = client.delete(f"/v1/tenants/{tenant_id}/keys/{keys[0]['id']}", headers=admin_headers())
+    assert revoked.status_code == 204
+    assert client.get(f"/v1/tasks/{task['id']}", headers=bearer(old_key)).status_code == 401
+    assert client.get(f"/v1/tasks/{task['id']}", headers=bearer(new_key)).status_code == 200
+    last = client.delete(f"/v1/tenants/{tenant_id}/keys/{issued.json()['id']}", headers=admin_headers())
+    assert last.status_code == 422 and "last key" in last.json()["detail"]
+    assert client.delete(f"/v1/tenants/{tenant_id}/keys/999999", headers=admin_headers()).status_code == 404
+
+
+def test_deleting_a_tenant_deletes_its_tasks_and_keys(client: TestClient, db_engine: Engine) -> None:
+    acme = client.post("/v1/tenants", json={"name": "acme"}, headers=admin_headers()).json()
+    other = client.post("/v1/tenants", json={"name": "other"}, headers=admin_headers()).json()
+    create_task(client, bearer(acme["api_key"]))
+    kept = create_task(client, bearer(other["api_key"]))
+    listed = client.get("/v1/tenants", headers=admin_headers()).json()
+    assert listed["total"] == 2 and [(t["name"], t["num_tasks"]) for t in listed["tenants"]] == [("acme", 1), ("other", 1)]
+    assert client.delete(f"/v1/tenants/{acme['id']}", headers=admin_headers()).status_code == 204
+    assert client.get("/v1/tasks", headers=bearer(acme["api_key"])).status_code == 401
+    with db_engine.connect() as connection:
+        rows = {table: connection.execute(text(f"SELECT count(*) FROM {table}")).scalar()
+                for table in ("tenants", "api_keys", "tasks", "examples", "adapter_versions")}
+    assert rows["tenants"] == rows["api_keys"] == rows["tasks"] == rows["adapter_versions"] == 1
+    assert rows["examples"] == kept["num_examples"]
+    assert client.get(f"/v1/tasks/{kept['id']}", headers=bearer(other["api_key"])).status_code == 200
+    assert client.delete(f"/v1/tenants/{acme['id']}", headers=admin_headers()).status_code == 404
+    # tenants' own keys cannot manage tenants
+    assert client.get("/v1/tenants", headers=bearer(other["api_key"])).status_code == 403
