@@ -1,9 +1,10 @@
-"""Concurrent changes of one task, and a change that takes long, on SQLite (the default).
+"""Concurrent changes of one task, and a change that takes long, on SQLite and PostgreSQL.
 
-SQLite ignores ``SELECT ... FOR UPDATE``; the guard there is the task row's version,
-checked when it is written (``version_id_col``). These tests hold one request inside its
-adaptation (``engine.fit``) while another one changes the task. (PostgreSQL serialises
-the same requests with its row lock; they would wait instead.)"""
+A change gives its database connection (and on PostgreSQL its row lock) back while the
+encoder and the inner loop work; the guard is the task row's version, checked when it is
+written (``version_id_col``). These tests hold one request inside its adaptation
+(``engine.fit``) while another one changes the task: the later writer wins nothing it
+should not, and the one that read an older version gets 409."""
 
 from __future__ import annotations
 
@@ -18,12 +19,6 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.helpers import create_task, create_tenant
-
-
-@pytest.fixture
-def sqlite_only(database_url: str) -> None:
-    if not database_url.startswith("sqlite"):
-        pytest.skip("PostgreSQL serialises these requests with SELECT ... FOR UPDATE")
 
 
 @contextmanager
@@ -59,7 +54,7 @@ def _while_held(app: FastAPI, slow: Callable[[], Any], fast: Callable[[], Any]) 
 
 
 def test_a_remove_that_read_an_older_version_is_409_and_the_append_stays(
-        sqlite_only: None, app: FastAPI, client: TestClient) -> None:
+        app: FastAPI, client: TestClient) -> None:
     headers = create_tenant(client)
     task_id = create_task(client, headers)["id"]
     first = client.get(f"/v1/tasks/{task_id}/examples", headers=headers).json()["examples"][0]["id"]
@@ -78,7 +73,7 @@ def test_a_remove_that_read_an_older_version_is_409_and_the_append_stays(
 
 
 def test_an_append_racing_a_rollback_does_not_undo_it(
-        sqlite_only: None, app: FastAPI, client: TestClient) -> None:
+        app: FastAPI, client: TestClient) -> None:
     headers = create_tenant(client)
     task_id = create_task(client, headers)["id"]
     client.post(f"/v1/tasks/{task_id}/examples", json={"examples": [{"text": "ring the doorbell", "label": "bell"}]},
@@ -95,7 +90,7 @@ def test_an_append_racing_a_rollback_does_not_undo_it(
 
 
 def test_an_adaptation_holds_no_database_lock(
-        sqlite_only: None, app: FastAPI, client: TestClient) -> None:
+        app: FastAPI, client: TestClient) -> None:
     """While one tenant's append adapts, another tenant can create a task (SQLite has one
     write lock for the whole database; rows are written only after the adaptation)."""
     acme, other = create_tenant(client, "acme"), create_tenant(client, "other")
