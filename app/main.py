@@ -78,6 +78,7 @@ def _load_engine(settings: Settings, encoder: TextEncoder | None) -> AdaptationE
         batch_wait_ms=settings.batch_wait_ms,
         batch_max_texts=settings.batch_max_texts,
         queue_max_texts=settings.queue_max_texts,
+        queue_max_texts_per_tenant=settings.queue_max_texts_per_tenant,
         reject_quantile=settings.oos_reject_quantile,
         ambiguity_margin=settings.ambiguity_margin,
     )

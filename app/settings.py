@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     batch_wait_ms: float = Field(2.0, ge=0, description="how long a pass waits for more requests")
     batch_max_texts: int = Field(256, ge=1, description="texts per encoder pass at most")
     queue_max_texts: int = Field(8192, ge=1, description="queued texts before 503 Retry-After")
+    queue_max_texts_per_tenant: int = Field(4096, ge=1, description="one tenant's share of the queue before its 503s")
     max_concurrent_requests: int = Field(64, ge=1, description="worker threads for request handling")
 
     # Out-of-scope rejection and ambiguity (per task, calibrated from its support set).

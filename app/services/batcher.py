@@ -5,7 +5,8 @@ worker thread waits at most ``max_wait_ms`` for more to arrive, runs one encoder
 over everything gathered (up to ``max_batch_texts``) and hands each caller its rows.
 The queue is bounded: when ``max_queue_texts`` are already waiting, a new request is
 refused at once with ``Overloaded`` (HTTP 503 with Retry-After) instead of queueing
-without end. Callers block on a future in the server's thread pool, never on the
+without end; and one owner (a tenant) may hold at most ``max_owner_texts`` of them, so a
+tenant that floods the queue gets the 503s while the others still get through. Callers block on a future in the server's thread pool, never on the
 event loop. When a shared pass fails, each request of it is encoded again on its own,
 so only the request whose texts cannot be encoded gets the error. After ``close()`` new
 requests are refused and any still queued are failed, never left waiting.
@@ -31,6 +32,7 @@ from app.metrics import BATCH_TEXTS
 class _Request:
     texts: Sequence[str]
     finish: Callable[[torch.Tensor], Any] | None = None
+    owner: str | None = None
     future: Future = field(default_factory=Future)
 
 
@@ -41,11 +43,14 @@ class MicroBatcher:
         max_batch_texts: int = 256,
         max_wait_ms: float = 2.0,
         max_queue_texts: int = 8192,
+        max_owner_texts: int | None = None,
     ) -> None:
         self._encode = encode
         self.max_batch_texts = max_batch_texts
         self.max_wait_s = max_wait_ms / 1000
         self.max_queue_texts = max_queue_texts
+        self.max_owner_texts = max_owner_texts or max_queue_texts
+        self._owner_texts: dict[str, int] = {}
         self._queue: queue.Queue[_Request | None] = queue.Queue()
         self._pending_texts = 0
         self._lock = threading.Lock()
@@ -59,17 +64,24 @@ class MicroBatcher:
         """Embeddings for ``texts``, computed together with concurrent callers' texts."""
         return self.submit(texts).result()
 
-    def submit(self, texts: Sequence[str], finish: Callable[[torch.Tensor], Any] | None = None) -> Future:
+    def submit(self, texts: Sequence[str], finish: Callable[[torch.Tensor], Any] | None = None,
+               owner: str | None = None) -> Future:
         """Queue ``texts``; the future holds their embeddings, or ``finish(embeddings)``
         computed on the worker thread (so a task's adapter is applied to its own rows
-        right after the shared encoder pass, and request threads run no torch code)."""
+        right after the shared encoder pass, and request threads run no torch code).
+        ``owner`` (a tenant id) counts the texts against that owner's share of the queue."""
         with self._lock:
             if self._closed:
                 raise Overloaded("the server is shutting down; retry on another instance or after its restart")
             if self._pending_texts + len(texts) > self.max_queue_texts and self._pending_texts > 0:
                 raise Overloaded(f"{self._pending_texts} texts are already queued for the encoder; retry shortly")
+            mine = self._owner_texts.get(owner, 0) if owner is not None else 0
+            if owner is not None and mine + len(texts) > self.max_owner_texts and mine > 0:
+                raise Overloaded(f"{mine} of this tenant's texts are already queued for the encoder; retry shortly")
             self._pending_texts += len(texts)
-        request = _Request(texts, finish)
+            if owner is not None:
+                self._owner_texts[owner] = mine + len(texts)
+        request = _Request(texts, finish, owner)
         self._queue.put(request)
         return request.future
 
@@ -115,6 +127,13 @@ class MicroBatcher:
             texts = [text for request in batch for text in request.texts]
             with self._lock:
                 self._pending_texts -= len(texts)
+                for request in batch:
+                    if request.owner is not None:
+                        left = self._owner_texts[request.owner] - len(request.texts)
+                        if left:
+                            self._owner_texts[request.owner] = left
+                        else:
+                            del self._owner_texts[request.owner]
             try:
                 embeddings = self._encode(texts)
             except BaseException as error:  # noqa: BLE001 - find whose texts fail

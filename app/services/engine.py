@@ -30,6 +30,7 @@ class AdaptationEngine:
         batch_wait_ms: float = 2.0,
         batch_max_texts: int = 256,
         queue_max_texts: int = 8192,
+        queue_max_texts_per_tenant: int | None = None,
         reject_quantile: float = 0.05,
         ambiguity_margin: float = 0.1,
     ) -> None:
@@ -41,7 +42,8 @@ class AdaptationEngine:
         # One encoder pass at a time: torch already uses every core (or the whole GPU)
         # for one pass, and concurrent passes only contend for them.
         self._device_lock = threading.Lock()
-        self.batcher = MicroBatcher(self._encode_locked, batch_max_texts, batch_wait_ms, queue_max_texts)
+        self.batcher = MicroBatcher(self._encode_locked, batch_max_texts, batch_wait_ms, queue_max_texts,
+                                    queue_max_texts_per_tenant)
         # The inner loop is a few hundred small matrix products: on the CPU, thread
         # hand-offs cost more than they save (10x slower with 2 threads on a busy
         # 2-core host), so adaptation runs on its own single-threaded worker.
@@ -96,10 +98,12 @@ class AdaptationEngine:
         return adapter, elapsed * 1000
 
     def predict(
-        self, adapter: Adapter, texts: Sequence[str], top_k: int, oos_threshold: float | None = None
+        self, adapter: Adapter, texts: Sequence[str], top_k: int, oos_threshold: float | None = None,
+        tenant: str | None = None,
     ) -> list[Prediction]:
+        """Top-k predictions; ``tenant`` counts the texts against its share of the encoder queue."""
         finish = lambda rows: rank(adapter, rows, top_k, oos_threshold, self.ambiguity_margin)  # noqa: E731
-        return self.batcher.submit(list(texts), finish).result()
+        return self.batcher.submit(list(texts), finish, owner=tenant).result()
 
     # --- embedding bytes (cached per example in the database) -----------------------
     @staticmethod

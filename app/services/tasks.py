@@ -245,7 +245,7 @@ class TaskService:
         step = self.settings.max_predict_texts
         predictions: list[Prediction] = []
         for start in range(0, len(texts), step):
-            predictions += self.engine.predict(adapter, texts[start : start + step], top_k, threshold)
+            predictions += self.engine.predict(adapter, texts[start : start + step], top_k, threshold, tenant=tenant_id)
         return number, predictions
 
     def evaluate(self, tenant_id: str, task_id: str, items: Sequence[tuple[str, str | None]],

@@ -126,3 +126,28 @@ def test_one_request_larger_than_the_queue_is_taken_when_nothing_waits() -> None
         assert batcher.submit(["a", "bb", "ccc"]).result(timeout=10).flatten().tolist() == [1.0, 2.0, 3.0]
     finally:
         batcher.close()
+
+
+def test_one_owner_cannot_take_the_whole_queue() -> None:
+    release, started = threading.Event(), threading.Event()
+
+    def slow(texts: list[str]) -> torch.Tensor:
+        started.set()
+        release.wait(10)
+        return _encode(texts)
+
+    batcher = MicroBatcher(slow, max_batch_texts=1, max_wait_ms=0, max_queue_texts=10, max_owner_texts=4)
+    try:
+        first = batcher.submit(["busy"], owner="flood")
+        assert started.wait(10)  # taken by the worker: no longer queued
+        queued = [batcher.submit(["q"], owner="flood") for _ in range(4)]
+        with pytest.raises(Overloaded, match="this tenant"):
+            batcher.submit(["one too many"], owner="flood")
+        others = [batcher.submit(["o"], owner="quiet") for _ in range(4)]  # the quiet tenant still gets in
+        release.set()
+        for future in [first, *queued, *others]:
+            future.result(timeout=10)
+        assert batcher.submit(["again"], owner="flood").result(timeout=10).flatten().tolist() == [5.0]  # share freed
+    finally:
+        release.set()
+        batcher.close()
