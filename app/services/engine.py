@@ -67,8 +67,13 @@ class AdaptationEngine:
         passes by one chunk at a time, not by its whole embedding."""
         if not texts:
             return torch.empty(0, self.encoder.dim, device=self.encoder.device)
+        # Chunks of texts of similar length (as one pass would batch them), so that chunking
+        # adds no padding: in the given order it made a 770-text task 40% slower to embed.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         step = self.batcher.max_batch_texts
-        return torch.cat([self._encode_locked(list(texts[start : start + step])) for start in range(0, len(texts), step)])
+        embedded = torch.cat([self._encode_locked([texts[i] for i in order[start : start + step]])
+                              for start in range(0, len(texts), step)])
+        return embedded[torch.argsort(torch.tensor(order, device=embedded.device))]
 
     def fit(
         self,
