@@ -14,7 +14,7 @@ from app.schemas import (
     TaskUpdate, VersionList, VersionOut,
 )
 from app.services.changes import Change
-from app.services.tasks import UNSET, TaskService, _utc
+from app.services.tasks import UNSET, TaskService, as_utc
 
 router = APIRouter(
     prefix="/v1/tasks",
@@ -103,7 +103,7 @@ def list_versions(task_id: str, tenant: Tenant, tasks: Tasks) -> VersionList:
     current, rows = tasks.versions(tenant, task_id)
     return VersionList(current=current, versions=[
         VersionOut(version=r.version, change=r.change, parent_version=r.parent_version, labels=list(r.labels),
-                   num_examples=r.num_examples, adapted_ms=round(r.adapted_ms, 3), created_at=_utc(r.created_at))
+                   num_examples=r.num_examples, adapted_ms=round(r.adapted_ms, 3), created_at=as_utc(r.created_at))
         for r in rows
     ])
 

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 
 from app.db.session import UnitOfWork
-from app.db.tables import AdapterVersion, Example, Task
+from app.db.tables import AdapterVersion, Example, Task, as_utc
 from app.errors import Conflict, InvalidInput, LimitExceeded, NotFound
 from app.metrics import PREDICTED_TEXTS
 from app.repositories.tasks import TaskRepository
@@ -368,7 +368,7 @@ class TaskService:
             row.num_unlabelled, round(row.adapted_ms, 3),
             row.temperature or 1.0,
             task.oos_threshold_override if task.oos_threshold_override is not None else row.oos_threshold,
-            task.oos_threshold_override, _utc(task.created_at), _utc(task.updated_at),
+            task.oos_threshold_override, as_utc(task.created_at), as_utc(task.updated_at),
         )
 
 def _descriptions(old: dict[str, str], declared: dict[str, str | None] | None) -> dict[str, str]:
@@ -383,7 +383,3 @@ def _descriptions(old: dict[str, str], declared: dict[str, str | None] | None) -
 def _ms_since(started: float) -> float:
     return (time.perf_counter() - started) * 1000
 
-
-def _utc(moment: datetime) -> datetime:
-    """Stored times are UTC; SQLite hands them back naive, so mark them as UTC again."""
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment

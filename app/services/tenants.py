@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from app.db.session import UnitOfWork
-from app.db.tables import ApiKey, Tenant
+from app.db.tables import ApiKey, Tenant, as_utc
 from app.errors import InvalidInput, NotFound, Unauthorized
 from app.repositories.tenants import TenantRepository
 from app.security import hash_api_key, new_api_key
@@ -51,7 +51,7 @@ class TenantService:
 
     def list(self, limit: int, offset: int) -> tuple[list[TenantView], int]:
         rows = self.tenants.list(limit, offset)
-        return [TenantView(t.id, t.name, t.created_at, n) for t, n in rows], self.tenants.count()
+        return [TenantView(t.id, t.name, as_utc(t.created_at), n) for t, n in rows], self.tenants.count()
 
     def keys(self, tenant_id: str) -> list[KeyView]:
         self._tenant(tenant_id)
@@ -103,4 +103,4 @@ class TenantService:
 
 
 def _key_view(key: ApiKey) -> KeyView:
-    return KeyView(key.id, key.prefix, key.created_at)
+    return KeyView(key.id, key.prefix, as_utc(key.created_at))

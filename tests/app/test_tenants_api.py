@@ -77,6 +77,7 @@ def test_keys_are_rotated_without_downtime_and_revoked(client: TestClient) -> No
     task = create_task(client, bearer(old_key))
     keys = client.get(f"/v1/tenants/{tenant_id}/keys", headers=admin_headers()).json()["keys"]
     assert [k["prefix"] for k in keys] == [old_key[:12]] and "api_key" not in keys[0]  # no secret is shown again
+    assert keys[0]["created_at"].endswith("Z")  # UTC, marked as such on every database
     issued = client.post(f"/v1/tenants/{tenant_id}/keys", headers=admin_headers())
     assert issued.status_code == 201 and issued.json()["api_key"].startswith("fsk_")
     new_key = issued.json()["api_key"]
@@ -98,6 +99,7 @@ def test_deleting_a_tenant_deletes_its_tasks_and_keys(client: TestClient, db_eng
     kept = create_task(client, bearer(other["api_key"]))
     listed = client.get("/v1/tenants", headers=admin_headers()).json()
     assert listed["total"] == 2 and [(t["name"], t["num_tasks"]) for t in listed["tenants"]] == [("acme", 1), ("other", 1)]
+    assert all(t["created_at"].endswith("Z") for t in listed["tenants"])
     assert client.delete(f"/v1/tenants/{acme['id']}", headers=admin_headers()).status_code == 204
     assert client.get("/v1/tasks", headers=bearer(acme["api_key"])).status_code == 401
     with db_engine.connect() as connection:
