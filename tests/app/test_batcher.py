@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -15,9 +16,21 @@ def _encode(texts: list[str]) -> torch.Tensor:
     return torch.tensor([[float(len(text))] for text in texts])
 
 
+def _held_encoder() -> tuple[Callable[[list[str]], torch.Tensor], threading.Event, threading.Event]:
+    """(encode, started, release): an encoder that signals ``started`` and then waits for ``release``."""
+    started, release = threading.Event(), threading.Event()
+
+    def encode(texts: list[str]) -> torch.Tensor:
+        started.set()
+        release.wait(10)
+        return _encode(texts)
+
+    return encode, started, release
+
+
 def test_each_request_gets_its_own_rows_and_finish_runs_on_the_worker() -> None:
-    gate, started = threading.Event(), threading.Event()
-    batcher = MicroBatcher(lambda texts: (started.set(), gate.wait(10), _encode(texts))[2], max_wait_ms=20)
+    slow, started, gate = _held_encoder()
+    batcher = MicroBatcher(slow, max_wait_ms=20)
     seen_threads: list[str] = []
 
     def finish(rows: torch.Tensor) -> list[float]:
@@ -50,12 +63,7 @@ def test_a_failing_finish_fails_only_its_own_request() -> None:
 
 
 def test_a_full_queue_refuses_with_overloaded() -> None:
-    release, started = threading.Event(), threading.Event()
-
-    def slow(texts: list[str]) -> torch.Tensor:
-        started.set()
-        release.wait(10)
-        return _encode(texts)
+    slow, started, release = _held_encoder()
 
     batcher = MicroBatcher(slow, max_batch_texts=1, max_wait_ms=0, max_queue_texts=3)
     try:
@@ -99,12 +107,7 @@ def test_after_close_nothing_waits_forever() -> None:
 
 
 def test_requests_queued_before_close_are_still_answered() -> None:
-    gate, started = threading.Event(), threading.Event()
-
-    def slow(texts: list[str]) -> torch.Tensor:
-        started.set()
-        gate.wait(10)
-        return _encode(texts)
+    slow, started, gate = _held_encoder()
 
     batcher = MicroBatcher(slow, max_batch_texts=1, max_wait_ms=0)
     running = batcher.submit(["running"])
@@ -129,12 +132,7 @@ def test_one_request_larger_than_the_queue_is_taken_when_nothing_waits() -> None
 
 
 def test_one_owner_cannot_take_the_whole_queue() -> None:
-    release, started = threading.Event(), threading.Event()
-
-    def slow(texts: list[str]) -> torch.Tensor:
-        started.set()
-        release.wait(10)
-        return _encode(texts)
+    slow, started, release = _held_encoder()
 
     batcher = MicroBatcher(slow, max_batch_texts=1, max_wait_ms=0, max_queue_texts=10, max_owner_texts=4)
     try:
