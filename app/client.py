@@ -75,7 +75,7 @@ class FewShotError(Exception):
     errors). Answers without the service's error body (e.g. from a proxy, or a URL
     that is not the service) get the code ``http_error`` and the body (or the start of
     its text) as detail. ``headers`` are the answer's headers; ``retry_after`` is its
-    ``Retry-After`` in seconds (sent with 503 ``overloaded``), else None."""
+    ``Retry-After`` in seconds (sent with 503 and 429 ``rate_limited``), else None."""
 
     def __init__(self, status_code: int, error: str, detail: object,
                  headers: Mapping[str, str] | None = None) -> None:

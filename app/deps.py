@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from app.db.session import UnitOfWork
-from app.errors import Forbidden, Unauthorized
+from app.errors import Forbidden, RateLimited, Unauthorized
 from app.security import bearer_token, keys_match
 from app.services.engine import AdaptationEngine
 from app.services.tasks import TaskService
@@ -58,6 +58,14 @@ def get_tenant_service(request: Request, uow: Annotated[UnitOfWork, Depends(get_
 
 
 def current_tenant(
-    tenants: Annotated[TenantService, Depends(get_tenant_service)], authorization: AuthHeader = None
+    request: Request, tenants: Annotated[TenantService, Depends(get_tenant_service)], authorization: AuthHeader = None
 ) -> str:
-    return tenants.authenticate(bearer_token(authorization))
+    """The authenticated tenant, if its request rate allows another request (429 otherwise)."""
+    tenant_id = tenants.authenticate(bearer_token(authorization))
+    limiter = request.app.state.rate_limiter
+    if limiter is not None:
+        wait = limiter.take(tenant_id)
+        if wait is not None:
+            raise RateLimited(f"more than {limiter.rate:g} requests per second (bursts of {limiter.burst}); "
+                              "retry after Retry-After seconds", limiter.retry_after(wait))
+    return tenant_id

@@ -54,6 +54,14 @@ class Overloaded(DomainError):
     status_code, code = 503, "overloaded"
 
 
+class RateLimited(DomainError):
+    status_code, code = 429, "rate_limited"
+
+    def __init__(self, detail: str, retry_after: str) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
 def error_body(code: str, detail: object) -> dict[str, object]:
     return {"error": code, "detail": detail}
 
@@ -64,6 +72,8 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": "Bearer"} if error.status_code == 401 else None
         if error.status_code == 503:
             headers = {"Retry-After": "1"}
+        if isinstance(error, RateLimited):
+            headers = {"Retry-After": error.retry_after}
         return JSONResponse(error_body(error.code, error.detail), status_code=error.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)

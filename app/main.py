@@ -6,6 +6,7 @@ encoder, adaptation engine) and creates them at start-up, not at import."""
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import sys
 from collections.abc import AsyncIterator
@@ -22,6 +23,7 @@ from app.db.migrate import upgrade_head
 from app.db.session import make_engine, make_session_factory
 from app.errors import error_body, install_error_handlers
 from app.metrics import install_metrics
+from app.ratelimit import TokenBuckets
 from app.routers import health, tasks, tenants
 from app.services.engine import AdaptationEngine
 from app.settings import Settings
@@ -124,6 +126,8 @@ def create_app(settings: Settings | None = None, encoder: TextEncoder | None = N
     )
     app.state.settings = settings
     app.state.engine = None
+    rate = settings.rate_limit_per_tenant
+    app.state.rate_limiter = TokenBuckets(rate, settings.rate_limit_burst or max(1, math.ceil(2 * rate))) if rate else None
     install_error_handlers(app)
     install_metrics(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     batch_max_texts: int = Field(256, ge=1, description="texts per encoder pass at most")
     queue_max_texts: int = Field(8192, ge=1, description="queued texts before 503 Retry-After")
     queue_max_texts_per_tenant: int = Field(4096, ge=1, description="one tenant's share of the queue before its 503s")
+    rate_limit_per_tenant: float = Field(0.0, ge=0, allow_inf_nan=False,
+                                         description="requests per second one tenant may make on average; 0: no limit")
+    rate_limit_burst: int = Field(0, ge=0, description="requests a tenant may make at once; 0: twice the rate, at least 1")
     max_concurrent_requests: int = Field(64, ge=1, description="worker threads for request handling")
 
     # Out-of-scope rejection and ambiguity (per task, calibrated from its support set).

@@ -22,6 +22,7 @@ router = APIRouter(
     responses={
         401: {"model": ErrorBody}, 404: {"model": ErrorBody}, 409: {"model": ErrorBody, "description": "a concurrent change won"},
         413: {"model": ErrorBody}, 422: {"model": ErrorBody},
+        429: {"model": ErrorBody, "description": "the tenant's request rate is over its limit (Retry-After)"},
         503: {"model": ErrorBody, "description": "overloaded, or the database does not answer (Retry-After)"},
     },
 )
