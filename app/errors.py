@@ -20,10 +20,16 @@ log = logging.getLogger("fewshot")
 class DomainError(Exception):
     status_code = 400
     code = "bad_request"
+    retry_after: str | None = None  # seconds, sent as Retry-After: when to try again
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+
+    def headers(self) -> dict[str, str] | None:
+        if self.status_code == 401:
+            return {"WWW-Authenticate": "Bearer"}
+        return {"Retry-After": self.retry_after} if self.retry_after else None
 
 
 class Unauthorized(DomainError):
@@ -51,7 +57,11 @@ class Conflict(DomainError):
 
 
 class Overloaded(DomainError):
-    status_code, code = 503, "overloaded"
+    status_code, code, retry_after = 503, "overloaded", "1"
+
+
+class DatabaseUnavailable(DomainError):
+    status_code, code, retry_after = 503, "database_unavailable", "5"
 
 
 class RateLimited(DomainError):
@@ -66,15 +76,14 @@ def error_body(code: str, detail: object) -> dict[str, object]:
     return {"error": code, "detail": detail}
 
 
+def error_response(error: DomainError) -> JSONResponse:
+    return JSONResponse(error_body(error.code, error.detail), status_code=error.status_code, headers=error.headers())
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_: Request, error: DomainError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if error.status_code == 401 else None
-        if error.status_code == 503:
-            headers = {"Retry-After": "1"}
-        if isinstance(error, RateLimited):
-            headers = {"Retry-After": error.retry_after}
-        return JSONResponse(error_body(error.code, error.detail), status_code=error.status_code, headers=headers)
+        return error_response(error)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -93,14 +102,12 @@ def install_error_handlers(app: FastAPI) -> None:
         if not error.connection_invalidated and not _is_unavailable(error):
             raise error  # a real bug: the catch-all below answers it (and it is logged)
         log.warning("the database does not answer: %s", type(error.orig).__name__)
-        return JSONResponse(error_body("database_unavailable", "the database does not answer; try again shortly"),
-                            status_code=503, headers={"Retry-After": "5"})
+        return error_response(DatabaseUnavailable("the database does not answer; try again shortly"))
 
     @app.exception_handler(PoolTimeout)
     async def _pool(_: Request, error: PoolTimeout) -> JSONResponse:
         log.warning("no database connection free within the pool timeout")
-        return JSONResponse(error_body("database_unavailable", "no database connection is free; try again shortly"),
-                            status_code=503, headers={"Retry-After": "5"})
+        return error_response(DatabaseUnavailable("no database connection is free; try again shortly"))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.db.session import is_in_memory_sqlite
 from models.inner_loop import InnerLoopConfig
 
 
@@ -70,7 +71,7 @@ class Settings(BaseSettings):
             if len(key) < 24 or len(set(key)) < 10:
                 problems.append("FEWSHOT_ADMIN_KEY must be set to at least 24 characters, at least 10 of them different "
                                 "(e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))')")
-            if _is_in_memory_sqlite(self.database_url):
+            if is_in_memory_sqlite(self.database_url):
                 problems.append("an in-memory database loses every task on restart")
             if problems:
                 raise ValueError("unsafe production settings: " + "; ".join(problems))
@@ -93,25 +94,9 @@ class _DatabaseSetting(BaseSettings):
     """Only the database URL, read like :class:`Settings` reads it (``FEWSHOT_DATABASE_URL``,
     then ``.env``), without the other fields' checks: what the ``alembic`` command uses."""
 
-    model_config = SettingsConfigDict(env_prefix="FEWSHOT_", env_file=".env", extra="ignore")
+    model_config = Settings.model_config
     database_url: str = Settings.model_fields["database_url"].default
 
 
 def configured_database_url() -> str:
     return _DatabaseSetting().database_url
-
-
-def _is_in_memory_sqlite(database_url: str) -> bool:
-    """``sqlite://``, ``sqlite:///`` and ``sqlite:///:memory:`` (any driver, any query
-    string, SQLAlchemy's ``mode=memory`` URIs too) all name a database that lives in memory."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        url = make_url(database_url)
-    except Exception:  # noqa: BLE001 - an unparsable URL fails later with its own error
-        return False
-    if url.get_backend_name() != "sqlite":
-        return False
-    database = url.database or ""
-    return (database in ("", ":memory:") or database.startswith("file::memory:") or "mode=memory" in database
-            or url.query.get("mode") == "memory")

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from models.head import HeadParams, head_logits
+from models.head import HeadParams, head_probabilities
 from models.out_of_scope import OutOfScopeModel
 
 ADAPTER_FORMAT_VERSION = 3
@@ -51,7 +51,7 @@ class Adapter:
         temperature, the form the temperature was fitted in (models.calibration), so that
         it changes how sure the answers are, never which label wins (Guo et al. 2017)."""
         params = {name: value.to(embeddings.device) for name, value in self.params.items()}
-        return (head_logits(params, embeddings, self.scale) / self.temperature).softmax(dim=-1)
+        return head_probabilities(params, embeddings, self.scale, self.temperature)
 
     def in_scope_scores(self, embeddings: torch.Tensor) -> torch.Tensor:
         """The out-of-scope model's score (else the highest cosine similarity to a class

@@ -33,9 +33,10 @@ def head_logits(params: HeadParams, embeddings: torch.Tensor, scale: float | tor
     return scale * F.normalize(embeddings, dim=-1) @ weight.T + params["bias"]
 
 
-def head_probabilities(params: HeadParams, embeddings: torch.Tensor, scale: float | torch.Tensor) -> torch.Tensor:
-    """Class probabilities (softmax of the logits)."""
-    return head_logits(params, embeddings, scale).softmax(dim=-1)
+def head_probabilities(params: HeadParams, embeddings: torch.Tensor, scale: float | torch.Tensor,
+                       temperature: float = 1.0) -> torch.Tensor:
+    """Class probabilities: the softmax of the logits divided by ``temperature``."""
+    return (head_logits(params, embeddings, scale) / temperature).softmax(dim=-1)
 
 
 def refine_with_unlabelled(anchors: torch.Tensor, pool: torch.Tensor, scale: float = 20.0, anchor_weight: float = 0.5,

@@ -8,18 +8,29 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 
+def is_in_memory_sqlite(database_url: str) -> bool:
+    """``sqlite://``, ``sqlite:///`` and ``sqlite:///:memory:`` (any driver, any query
+    string, SQLAlchemy's ``mode=memory`` URIs too) all name a database that lives in memory."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(database_url)
+    except Exception:  # noqa: BLE001 - an unparsable URL fails later with its own error
+        return False
+    if url.get_backend_name() != "sqlite":
+        return False
+    database = url.database or ""
+    return (database in ("", ":memory:") or database.startswith("file::memory:") or "mode=memory" in database
+            or url.query.get("mode") == "memory")
+
+
 def make_engine(url: str, pool_size: int = 10) -> Engine:
     """An engine for ``url``; SQLite gets foreign keys on and a busy timeout for threads.
     ``pool_size``: connections kept (the server passes its request concurrency for SQLite,
     whose connections cost nothing; a PostgreSQL server's own connection limit applies)."""
     if url.startswith("sqlite"):
-        from sqlalchemy.engine import make_url
-
-        parsed = make_url(url)
-        database = parsed.database or ""
-        in_memory = (database in ("", ":memory:") or database.startswith("file::memory:") or "mode=memory" in database
-                     or parsed.query.get("mode") == "memory")  # SQLAlchemy gives these a single-connection pool
-        pool = {} if in_memory else {"pool_size": pool_size, "max_overflow": pool_size}
+        # SQLAlchemy gives an in-memory database a single-connection pool, without sizes.
+        pool = {} if is_in_memory_sqlite(url) else {"pool_size": pool_size, "max_overflow": pool_size}
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **pool)
 
         @event.listens_for(engine, "connect")

@@ -64,8 +64,9 @@ class Task(Base):
 
     # Optimistic concurrency: every UPDATE or DELETE of a task says "WHERE version = <the
     # version this request read>", so a change that read a version another request has
-    # meanwhile replaced fails (StaleDataError -> 409) instead of overwriting it. This is
-    # the guard on SQLite, which ignores SELECT ... FOR UPDATE; the service sets versions.
+    # meanwhile replaced fails (StaleDataError -> 409) instead of overwriting it: the guard
+    # on every database (SQLite ignores SELECT ... FOR UPDATE, and a change gives its row
+    # lock up while it adapts); the service sets the versions.
     __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
 
 

@@ -7,6 +7,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.errors import DatabaseUnavailable
+
 router = APIRouter(tags=["health"])
 log = logging.getLogger("fewshot")
 
@@ -23,5 +25,5 @@ def healthz(request: Request) -> JSONResponse:
             session.execute(text("SELECT 1"))
     except SQLAlchemyError as error:
         log.warning("health check: the database does not answer (%s)", type(error).__name__)
-        return JSONResponse({"status": "database_unavailable"}, status_code=503, headers={"Retry-After": "5"})
+        return JSONResponse({"status": "database_unavailable"}, status_code=503, headers={"Retry-After": DatabaseUnavailable.retry_after})
     return JSONResponse({"status": "ok", "encoder": state.engine.fingerprint, "device": str(state.engine.encoder.device)})

@@ -2,10 +2,10 @@
 
 Every change makes a new immutable version and is one transaction: embeddings and
 adaptation are computed first, then all rows are written and committed together, so
-a failure leaves nothing behind and no write lock (SQLite locks the whole database)
-is held while the encoder works. Two changes of one task never both land: PostgreSQL
-serialises them with ``SELECT ... FOR UPDATE``, and everywhere the task row's version
-is checked when it is written (optimistic concurrency), so the loser gets 409."""
+a failure leaves nothing behind, and no connection or lock is held while the encoder
+works (``UnitOfWork.pause``). Two changes of one task never both land: the task row's
+version is checked when it is written (optimistic concurrency), so the one that read
+an older version gets 409."""
 
 from __future__ import annotations
 
@@ -116,7 +116,7 @@ class TaskService:
         task = self._task(tenant_id, task_id, for_update=True)
         current = self._version(task, task.version)
         version = self._next_version(task)
-        previous = self.adapter(task, current, persist=False)
+        previous = self.adapter(task, current)
         old = self._content(task, current)
         started = time.perf_counter()
         added = self._new_examples(task.id, version, change)
@@ -283,11 +283,9 @@ class TaskService:
             "settings": {"oos_threshold": task.oos_threshold_override},
         }
 
-    def adapter(self, task: Task, row: AdapterVersion, persist: bool = True) -> Adapter:
+    def adapter(self, task: Task, row: AdapterVersion) -> Adapter:
         """A version's adapter: from the cache, else the database; one made by another
-        encoder or an older format is rebuilt from the stored examples and stored: at
-        once (``persist``), or with the calling change's own commit (a commit here would
-        end that change's transaction and its lock on the task)."""
+        encoder or an older format is rebuilt from the stored examples (and stored)."""
         key = (task.id, row.version, self.engine.fingerprint)
         cached = self.engine.cache.get(key)
         if cached is not None:
@@ -299,8 +297,7 @@ class TaskService:
             self.tasks.replace_adapter(row, adapter.to_bytes(), adapter.encoder_fingerprint, ADAPTER_FORMAT_VERSION,
                                        adapter.temperature, adapter.oos_threshold)
             row.adapted_ms = ms
-            if persist:
-                self.uow.commit()
+            self.uow.commit()
         self.engine.cache.put(key, adapter)
         return adapter
 
@@ -339,7 +336,6 @@ class TaskService:
         self.uow.commit()
         self._cache(task, row, adapter)
         return self._view(task, row)
-
 
     def _cache(self, task: Task, row: AdapterVersion, adapter: Adapter) -> None:
         self.engine.cache.put((task.id, row.version, adapter.encoder_fingerprint), adapter)

@@ -7,9 +7,8 @@ move the clients to it, revoke the old one."""
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from app.db.session import UnitOfWork

@@ -109,6 +109,13 @@ def compute_token_states(
     return TokenStates(torch.cat(pieces), lengths.cumsum(0))  # type: ignore[arg-type]
 
 
+def dtype_tag(model: nn.Module) -> str:
+    """A cache-key part for the model's precision: fp16 states (a GPU run) must not serve an
+    fp32 run; empty for fp32, so that existing caches stay valid."""
+    dtype = next(model.parameters()).dtype
+    return "" if dtype == torch.float32 else str(dtype)
+
+
 def cached_token_states(
     model: nn.Module, tokenizer, texts: Sequence[str], upto: int, base_sha256: str, cache_dir: str | Path | None,
     max_length: int = 128, progress: bool = False,
@@ -117,8 +124,7 @@ def cached_token_states(
 
     Only valid for the *base* encoder's lower layers, which no checkpoint below ``upto`` changes.
     """
-    dtype = next(model.parameters()).dtype  # fp16 states (a GPU run) must not serve an fp32 run
-    key = hashlib.sha256(f"{base_sha256}|{upto}|{max_length}|{'' if dtype == torch.float32 else dtype}".encode())
+    key = hashlib.sha256(f"{base_sha256}|{upto}|{max_length}|{dtype_tag(model)}".encode())
     for text in texts:
         key.update(text.encode("utf-8") + b"\x00")
     file = Path(cache_dir) / f"states-{key.hexdigest()[:24]}.safetensors" if cache_dir else None

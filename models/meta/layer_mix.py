@@ -28,6 +28,7 @@ from torch import nn
 
 from models.encoder import TransformerEncoder, mix_pooled
 from models.inner_loop import InnerLoopConfig
+from models.meta.features import dtype_tag
 from models.meta.model import LearnedInnerLoop
 
 START_LOGIT = -6.0  # the other layers start at exp(-6) ~ 0.25% of the last: the bare encoder, nearly
@@ -38,9 +39,8 @@ def cached_pooled_layers(encoder: TransformerEncoder, texts: Sequence[str], base
     """``encoder.encode_layers`` (on the CPU) memoised on disk (safetensors) by base encoder, length limit and texts.
 
     Only valid for the *bare* base encoder (no weight overrides, no mix)."""
-    dtype = next(encoder.model.parameters()).dtype  # fp16 layers (a GPU run) must not serve an fp32 run
     key = hashlib.sha256(f"pooled-layers|{base_sha256}|{encoder.max_length}|{encoder.pooling}|"
-                         f"{'' if dtype == torch.float32 else dtype}".encode())
+                         f"{dtype_tag(encoder.model)}".encode())
     for text in texts:
         key.update(text.encode("utf-8") + b"\x00")
     file = Path(cache_dir) / f"pooled-{key.hexdigest()[:24]}.safetensors" if cache_dir else None
