@@ -167,7 +167,7 @@ class VersionList(BaseModel):
 
 
 class ExampleOut(BaseModel):
-    id: int
+    id: int = Field(description="the example's number within its task (1, 2, ...), to remove it")
     text: str
     label: str | None = Field(description="null for an out-of-scope example or an unlabelled text")
     kind: Literal["labelled", "out_of_scope", "unlabelled"]

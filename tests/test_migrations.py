@@ -76,7 +76,7 @@ def test_constraint_names_follow_the_convention(empty_database_url: str, engine:
         "fk_adapter_versions_task_id_tasks",
     }
     unique = {uq["name"] for table in TABLES for uq in inspector.get_unique_constraints(table)}
-    assert unique == {"uq_api_keys_key_hash", "uq_adapter_versions_task_id_version"}
+    assert unique == {"uq_api_keys_key_hash", "uq_adapter_versions_task_id_version", "uq_examples_task_id_number"}
     indexes = {ix["name"] for table in TABLES for ix in inspector.get_indexes(table)}
     assert {f"ix_{table}_{column}" for table, column in INDEXED} <= indexes
 
@@ -243,3 +243,30 @@ def test_downgrade_from_0004_drops_unlabelled_texts_from_every_version(empty_dat
         kept = set(connection.execute(text("SELECT id FROM examples")).scalars())
     assert set(ids if isinstance(ids, list) else json.loads(ids)) == kept
     assert "unlabelled" not in {c["name"] for c in inspect(engine).get_columns("examples")}
+
+
+def test_upgrade_to_0005_numbers_each_tasks_examples_from_one(empty_database_url: str, engine: Engine) -> None:
+    """Existing examples get 1, 2, ... per task in the order of their (global) ids."""
+    from datetime import datetime, timezone
+
+    from alembic import command
+    from sqlalchemy import text
+
+    config = alembic_config(empty_database_url)
+    command.upgrade(config, "0004")
+    now = datetime.now(timezone.utc)
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO tenants (id, name, created_at) VALUES ('t1', 'acme', :now)"), {"now": now})
+        for task_id in ("a", "b"):
+            connection.execute(text("INSERT INTO tasks (id, tenant_id, name, version, created_at, updated_at)"
+                                    " VALUES (:id, 't1', :id, 1, :now, :now)"), {"id": task_id, "now": now})
+        for example_id, task_id in ((5, "a"), (6, "b"), (9, "a"), (11, "b"), (12, "a")):
+            connection.execute(text("INSERT INTO examples (id, task_id, text, label, version_added)"
+                                    " VALUES (:id, :task, 'x', 'l', 1)"), {"id": example_id, "task": task_id})
+    command.upgrade(config, "0005")
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT task_id, id, number FROM examples ORDER BY id")).all()
+    assert [tuple(r) for r in rows] == [("a", 5, 1), ("b", 6, 1), ("a", 9, 2), ("b", 11, 2), ("a", 12, 3)]
+    assert not next(c for c in inspect(engine).get_columns("examples") if c["name"] == "number")["nullable"]
+    command.downgrade(config, "0004")
+    assert "number" not in {c["name"] for c in inspect(engine).get_columns("examples")}

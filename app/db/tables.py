@@ -79,9 +79,13 @@ class Example(Base):
     made it, so appending examples re-embeds only the new texts."""
 
     __tablename__ = "examples"
+    __table_args__ = (UniqueConstraint("task_id", "number", name="uq_examples_task_id_number"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
+    # What the API calls the example's id: 1, 2, ... within the task. The primary key is
+    # one counter for all tenants, so showing it would tell a tenant how much others store.
+    number: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(Text)
     label: Mapped[str] = mapped_column(String(200))
     version_added: Mapped[int] = mapped_column(Integer)

@@ -55,7 +55,13 @@ class TaskRepository:
                         version_added=version) for t, l, k in rows]
 
     def save_examples(self, rows: Sequence[Example]) -> None:
-        """Insert new example rows; they get their ids."""
+        """Insert new example rows of one task; they get their ids and their numbers within
+        the task (after its highest; a concurrent writer fails on the unique pair)."""
+        if rows:
+            task_id = rows[0].task_id
+            latest = self.session.scalar(select(func.max(Example.number)).where(Example.task_id == task_id)) or 0
+            for number, row in enumerate(rows, start=latest + 1):
+                row.number = number
         self.session.add_all(rows)
         self.session.flush()
 

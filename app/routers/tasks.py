@@ -88,7 +88,7 @@ def append_examples(task_id: str, body: ExamplesAppend, tenant: Tenant, tasks: T
 def list_examples(task_id: str, tenant: Tenant, tasks: Tasks,
                   version: Annotated[int | None, Query(ge=1, le=MAX_INT32)] = None) -> ExampleList:
     number, content = tasks.content(tenant, task_id, version)
-    examples = [ExampleOut(id=r.id, text=r.text, label=r.label if r.kind == "labelled" else None, kind=r.kind)
+    examples = [ExampleOut(id=r.number, text=r.text, label=r.label if r.kind == "labelled" else None, kind=r.kind)
                 for r in content.examples]
     descriptions = {k: v for k, v in content.label_descriptions.items() if v}
     return ExampleList(version=number, examples=examples, label_descriptions=descriptions)

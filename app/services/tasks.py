@@ -138,7 +138,7 @@ class TaskService:
         task = self._task(tenant_id, task_id, for_update=True)
         current = self._version(task, task.version)
         old = self._content(task, current)
-        unknown = sorted(set(example_ids) - set(old.example_ids))
+        unknown = sorted(set(example_ids) - {row.number for row in old.examples})
         if unknown:
             raise NotFound(f"examples not in version {current.version}: {unknown[:10]}")
         missing = sorted(set(labels) - set(old.labels))
@@ -149,7 +149,7 @@ class TaskService:
         drop_ids, drop_labels = set(example_ids), set(labels)
 
         def kept_row(row: Example) -> bool:
-            if row.id in drop_ids:
+            if row.number in drop_ids:
                 return False
             if row.kind == "labelled":
                 return row.label not in drop_labels

@@ -50,3 +50,21 @@ def test_delete_of_other_tenants_task_keeps_it(
     response = client.post(f"/v1/tasks/{task['id']}/predict", json={"texts": ["play music"]}, headers=tenant)
     assert response.status_code == 200
     assert client.get("/v1/tasks", headers=tenant).json()["total"] == 1
+
+
+def test_example_ids_are_numbers_within_the_task(
+    client: TestClient, tenant: dict[str, str], other_tenant: dict[str, str],
+) -> None:
+    """The ids a tenant sees do not count what other tenants store meanwhile."""
+    mine = create_task(client, tenant)
+    create_task(client, other_tenant)  # 12 more rows in the examples table
+    append = {"examples": [{"text": "stop the music", "label": "music"}]}
+    assert client.post(f"/v1/tasks/{mine['id']}/examples", json=append, headers=tenant).status_code == 200
+    listed = client.get(f"/v1/tasks/{mine['id']}/examples", headers=tenant).json()["examples"]
+    assert sorted(e["id"] for e in listed) == list(range(1, len(listed) + 1))
+    assert next(e["id"] for e in listed if e["text"] == "stop the music") == len(listed)
+    # Removing by number removes exactly that example; the other tenant's number 1 is untouched.
+    removed = client.post(f"/v1/tasks/{mine['id']}/remove", json={"example_ids": [1]}, headers=tenant)
+    assert removed.status_code == 200 and removed.json()["num_examples"] == len(listed) - 1
+    kept = client.get(f"/v1/tasks/{mine['id']}/examples", headers=tenant).json()["examples"]
+    assert {e["id"] for e in kept} == set(range(2, len(listed) + 1))
