@@ -240,7 +240,7 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
     group = common.add_argument_group("server")
     group.add_argument("--url", default=None, help=f"server URL (default: FEWSHOT_URL, else {DEFAULT_URL})")
     group.add_argument("--api-key", default=None, help="tenant API key (default: FEWSHOT_API_KEY)")
-    group.add_argument("--admin-key", default=None, help="admin key, for `tenants create` (default: FEWSHOT_ADMIN_KEY)")
+    group.add_argument("--admin-key", default=None, help="admin key, for the `tenants` commands (default: FEWSHOT_ADMIN_KEY)")
     group.add_argument("--timeout", type=_seconds, default=120.0, help="seconds per request (default: 120)")
 
     def leaf(parent: argparse._SubParsersAction, name: str, command: str, help: str) -> argparse.ArgumentParser:

@@ -123,7 +123,7 @@ class FewShotClient:
     """Client of one service at ``base_url``.
 
     ``api_key`` authenticates the task calls (a tenant's key, ``fsk_...``);
-    ``admin_key`` only :meth:`create_tenant`. Both are plain attributes and may be set
+    ``admin_key`` the tenant calls (:meth:`create_tenant`, :meth:`list_keys`, ...). Both are plain attributes and may be set
     later, e.g. ``client.api_key = client.create_tenant("acme")["api_key"]``.
 
     ``transport`` replaces httpx's network transport (e.g. ``httpx.MockTransport``);
