@@ -40,6 +40,17 @@ def require_admin(request: Request, authorization: AuthHeader = None) -> None:
         raise Forbidden("this call needs the admin key")
 
 
+def require_metrics_key(request: Request, authorization: AuthHeader = None) -> None:
+    """``GET /metrics`` is open unless ``FEWSHOT_METRICS_KEY`` is set (Prometheus sends it
+    with ``authorization: {credentials: ...}`` in its scrape config)."""
+    expected = request.app.state.settings.metrics_key
+    if expected is None:
+        return
+    token = bearer_token(authorization)
+    if token is None or not keys_match(token, expected.get_secret_value()):
+        raise Unauthorized("the metrics need the metrics key: send 'Authorization: Bearer <FEWSHOT_METRICS_KEY>'")
+
+
 def get_task_service(
     uow: Annotated[UnitOfWork, Depends(get_uow)],
     engine: Annotated[AdaptationEngine, Depends(get_engine)],

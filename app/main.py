@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.db.migrate import upgrade_head
 from app.db.session import make_engine, make_session_factory
+from app.deps import require_metrics_key
 from app.errors import error_body, install_error_handlers
 from app.metrics import install_metrics
 from app.ratelimit import TokenBuckets
@@ -129,7 +130,7 @@ def create_app(settings: Settings | None = None, encoder: TextEncoder | None = N
     rate = settings.rate_limit_per_tenant
     app.state.rate_limiter = TokenBuckets(rate, settings.rate_limit_burst or max(1, math.ceil(2 * rate))) if rate else None
     install_error_handlers(app)
-    install_metrics(app)
+    install_metrics(app, guard=require_metrics_key)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.include_router(health.router)
     app.include_router(tenants.router)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
@@ -81,11 +81,13 @@ class RequestTimer:
             REQUESTS.labels(method, path, str(status)).observe(time.perf_counter() - started)
 
 
-def install_metrics(app: FastAPI) -> None:
+def install_metrics(app: FastAPI, guard: Callable[..., None] | None = None) -> None:
+    """The request timer and ``GET /metrics``; ``guard`` is a dependency run before it
+    (the optional metrics key)."""
     app.add_middleware(RequestTimer)
     CACHE_COUNTERS.engine = lambda: app.state.engine  # the latest app built in this process
 
-    @app.get("/metrics", include_in_schema=False)
+    @app.get("/metrics", include_in_schema=False, dependencies=[Depends(guard)] if guard else [])
     def metrics(request: Request) -> Response:
         engine = request.app.state.engine
         if engine is not None:

@@ -21,6 +21,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./fewshot.db"
     auto_migrate: bool = Field(True, description="run `alembic upgrade head` at start")
     admin_key: SecretStr | None = None
+    metrics_key: SecretStr | None = Field(None, description="when set, GET /metrics needs 'Authorization: Bearer <key>'")
     encoder: str | None = Field(None, description="sentence-transformers directory; default: the packaged MiniLM")
     checkpoint: str = Field("default", description="meta-trained checkpoint dir, `default` (shipped) or `none`")
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -65,6 +66,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> "Settings":
+        if self.metrics_key is not None and not self.metrics_key.get_secret_value().strip():
+            raise ValueError("FEWSHOT_METRICS_KEY is blank: set a key, or unset it to leave /metrics open")
         if self.environment == "production":
             problems = []
             key = self.admin_key.get_secret_value().strip() if self.admin_key is not None else ""

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
+from pydantic import ValidationError
 
+from app.main import create_app
+from tests.conftest import make_settings
+from tests.fakes import FakeEncoder
 from tests.helpers import create_task, create_tenant
 
 
@@ -41,3 +46,22 @@ def test_made_up_methods_share_one_label_value(client: TestClient) -> None:
         client.request(method, "/healthz")
     body = client.get("/metrics").text
     assert "X00001" not in body and 'method="other",route="/healthz"' in body
+
+
+def test_metrics_key_guards_only_the_metrics(database_url: str) -> None:
+    """With FEWSHOT_METRICS_KEY set, /metrics needs it (401 otherwise, even with a tenant's key); /healthz stays open."""
+    settings = make_settings(database_url, metrics_key="scrape-key-0123456789")
+    with TestClient(create_app(settings, encoder=FakeEncoder())) as client:
+        tenant = create_tenant(client)
+        for headers in ({}, {"Authorization": "Bearer wrong"}, tenant):
+            refused = client.get("/metrics", headers=headers)
+            assert refused.status_code == 401 and refused.json()["error"] == "unauthorized"
+            assert "fewshot_" not in refused.text
+        allowed = client.get("/metrics", headers={"Authorization": "Bearer scrape-key-0123456789"})
+        assert allowed.status_code == 200 and "fewshot_request_seconds" in allowed.text
+        assert client.get("/healthz").status_code == 200
+
+
+def test_a_blank_metrics_key_is_refused() -> None:
+    with pytest.raises(ValidationError, match="FEWSHOT_METRICS_KEY is blank"):
+        make_settings("sqlite:///x.db", metrics_key="  ")
