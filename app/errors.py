@@ -95,7 +95,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed", 413: "limit_exceeded"}.get(error.status_code, "http_error")
-        return JSONResponse(error_body(code, error.detail), status_code=error.status_code, headers=error.headers)
+        detail = error.detail
+        if error.status_code == 400:  # FastAPI's answer to a body it cannot even decode (JSON that is not UTF-8)
+            code, detail = "invalid_body", "the body could not be read: send JSON encoded as UTF-8"
+        return JSONResponse(error_body(code, detail), status_code=error.status_code, headers=error.headers)
 
     @app.exception_handler(DBAPIError)
     async def _database(_: Request, error: DBAPIError) -> JSONResponse:

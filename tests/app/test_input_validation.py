@@ -93,6 +93,15 @@ def test_non_finite_thresholds_are_422(client: TestClient, tenant: Headers, lite
     assert client.get(path, headers=tenant).json()["oos_threshold_override"] is None
 
 
+def test_a_body_that_is_not_utf8_is_400_invalid_body(client: TestClient, tenant: Headers) -> None:
+    body = b'{"name":"caf\xe9","examples":' + json.dumps(examples()).encode() + b"}"  # Latin-1, not UTF-8
+    response = client.post("/v1/tasks", content=body, headers={**tenant, **JSON})
+    assert response.status_code == 400
+    assert response.json() == {"error": "invalid_body", "detail": "the body could not be read: send JSON encoded as UTF-8"}
+    malformed = client.post("/v1/tasks", content=b'{"name": ', headers={**tenant, **JSON})
+    assert malformed.status_code == 422 and malformed.json()["error"] == "validation_error"
+
+
 @pytest.mark.parametrize("value", [2**31, 2**63])
 def test_versions_ids_and_offsets_beyond_the_columns_are_422(client: TestClient, tenant: Headers, value: int) -> None:
     task = create_task(client, tenant)
