@@ -33,6 +33,23 @@ def _revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+def _insert_tasks(engine: Engine, overrides: dict[str, float | None]) -> None:
+    """Tenant ``t1`` with one task per key (id = name = the key; its threshold override), by SQL."""
+    from datetime import datetime, timezone
+
+    from sqlalchemy import text
+
+    now = datetime.now(timezone.utc)
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO tenants (id, name, created_at) VALUES ('t1', 'acme', :now)"), {"now": now})
+        for task_id, override in overrides.items():
+            connection.execute(
+                text("INSERT INTO tasks (id, tenant_id, name, version, created_at, updated_at, oos_threshold_override)"
+                     " VALUES (:id, 't1', :id, 1, :now, :now, :override)"),
+                {"id": task_id, "now": now, "override": override},
+            )
+
+
 def test_upgrade_head_creates_the_tables(empty_database_url: str, engine: Engine) -> None:
     assert _tables(engine) == set()
     upgrade_head(empty_database_url)
@@ -195,22 +212,12 @@ def test_a_task_made_before_0002_is_served_after_the_upgrade(empty_database_url:
 
 
 def test_upgrade_to_0003_clears_overrides_on_the_cosine_scale(empty_database_url: str, engine: Engine) -> None:
-    from datetime import datetime, timezone
-
     from alembic import command
     from sqlalchemy import text
 
     config = alembic_config(empty_database_url)
     command.upgrade(config, "0002")
-    now = datetime.now(timezone.utc)
-    with engine.begin() as connection:
-        connection.execute(text("INSERT INTO tenants (id, name, created_at) VALUES ('t1', 'acme', :now)"), {"now": now})
-        for task_id, override in (("strict", 0.5), ("plain", None)):
-            connection.execute(
-                text("INSERT INTO tasks (id, tenant_id, name, version, created_at, updated_at, oos_threshold_override)"
-                     " VALUES (:id, 't1', :id, 1, :now, :now, :override)"),
-                {"id": task_id, "now": now, "override": override},
-            )
+    _insert_tasks(engine, {"strict": 0.5, "plain": None})
     command.upgrade(config, "0003")
     with engine.connect() as connection:
         overrides = connection.execute(text("SELECT oos_threshold_override FROM tasks")).scalars().all()
@@ -247,19 +254,13 @@ def test_downgrade_from_0004_drops_unlabelled_texts_from_every_version(empty_dat
 
 def test_upgrade_to_0005_numbers_each_tasks_examples_from_one(empty_database_url: str, engine: Engine) -> None:
     """Existing examples get 1, 2, ... per task in the order of their (global) ids."""
-    from datetime import datetime, timezone
-
     from alembic import command
     from sqlalchemy import text
 
     config = alembic_config(empty_database_url)
     command.upgrade(config, "0004")
-    now = datetime.now(timezone.utc)
+    _insert_tasks(engine, {"a": None, "b": None})
     with engine.begin() as connection:
-        connection.execute(text("INSERT INTO tenants (id, name, created_at) VALUES ('t1', 'acme', :now)"), {"now": now})
-        for task_id in ("a", "b"):
-            connection.execute(text("INSERT INTO tasks (id, tenant_id, name, version, created_at, updated_at)"
-                                    " VALUES (:id, 't1', :id, 1, :now, :now)"), {"id": task_id, "now": now})
         for example_id, task_id in ((5, "a"), (6, "b"), (9, "a"), (11, "b"), (12, "a")):
             connection.execute(text("INSERT INTO examples (id, task_id, text, label, version_added)"
                                     " VALUES (:id, :task, 'x', 'l', 1)"), {"id": example_id, "task": task_id})
