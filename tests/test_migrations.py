@@ -9,9 +9,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.script import ScriptDirectory
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, create_engine, inspect
+from sqlalchemy.orm import Session
 
 from app.db.migrate import alembic_config, downgrade_base, upgrade_head
 from app.db.tables import Base
+from app.repositories.tasks import TaskRepository
 
 TABLES = {"tenants", "api_keys", "tasks", "examples", "adapter_versions"}
 INDEXED = [("api_keys", "tenant_id"), ("tasks", "tenant_id"), ("examples", "task_id"), ("adapter_versions", "task_id")]
@@ -252,8 +254,9 @@ def test_downgrade_from_0004_drops_unlabelled_texts_from_every_version(empty_dat
     assert "unlabelled" not in {c["name"] for c in inspect(engine).get_columns("examples")}
 
 
-def test_upgrade_to_0005_numbers_each_tasks_examples_from_one(empty_database_url: str, engine: Engine) -> None:
-    """Existing examples get 1, 2, ... per task in the order of their (global) ids."""
+def test_upgrade_to_0005_keeps_the_ids_clients_have_seen(empty_database_url: str, engine: Engine) -> None:
+    """Existing examples keep their (global) id as their number, so a saved id still means the
+    same example; a later example gets the number after its task's highest."""
     from alembic import command
     from sqlalchemy import text
 
@@ -267,7 +270,13 @@ def test_upgrade_to_0005_numbers_each_tasks_examples_from_one(empty_database_url
     command.upgrade(config, "0005")
     with engine.connect() as connection:
         rows = connection.execute(text("SELECT task_id, id, number FROM examples ORDER BY id")).all()
-    assert [tuple(r) for r in rows] == [("a", 5, 1), ("b", 6, 1), ("a", 9, 2), ("b", 11, 2), ("a", 12, 3)]
+    assert [tuple(r) for r in rows] == [("a", 5, 5), ("b", 6, 6), ("a", 9, 9), ("b", 11, 11), ("a", 12, 12)]
     assert not next(c for c in inspect(engine).get_columns("examples") if c["name"] == "number")["nullable"]
+    with Session(engine) as session:
+        repository = TaskRepository(session)
+        added = repository.new_examples("a", 2, [("y", "l", "labelled"), ("z", "l", "labelled")])
+        repository.save_examples(added)
+        assert [row.number for row in added] == [13, 14]
+        session.rollback()
     command.downgrade(config, "0004")
     assert "number" not in {c["name"] for c in inspect(engine).get_columns("examples")}

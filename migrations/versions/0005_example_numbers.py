@@ -2,8 +2,9 @@
 
 The API used to show the examples table's primary key, one counter for all tenants: a
 tenant could tell from the gaps how many texts others had stored meanwhile. Existing
-examples are numbered 1, 2, ... per task in the order of their ids, so the numbers a
-client has seen for a task's examples keep their order, not their values.
+examples keep the id clients have seen as their number (renumbering them would make a
+saved id remove another example after the upgrade); examples added later get the next
+number after their task's highest, which tells nothing about other tenants.
 
 Revision ID: 0005
 Revises: 0004
@@ -24,11 +25,7 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("examples") as batch:
         batch.add_column(sa.Column("number", sa.Integer(), nullable=True))
-    # Portable (SQLite and PostgreSQL): each row's rank among its task's rows by id.
-    op.execute(
-        "UPDATE examples SET number = (SELECT count(*) FROM examples AS earlier "
-        "WHERE earlier.task_id = examples.task_id AND earlier.id <= examples.id)"
-    )
+    op.execute("UPDATE examples SET number = id")  # ids are unique, so numbers are unique per task
     with op.batch_alter_table("examples") as batch:
         batch.alter_column("number", existing_type=sa.Integer(), nullable=False)
         batch.create_unique_constraint("uq_examples_task_id_number", ["task_id", "number"])
