@@ -280,3 +280,25 @@ def test_upgrade_to_0005_keeps_the_ids_clients_have_seen(empty_database_url: str
         session.rollback()
     command.downgrade(config, "0004")
     assert "number" not in {c["name"] for c in inspect(engine).get_columns("examples")}
+
+
+def test_concurrent_upgrades_of_one_database_all_succeed(empty_database_url: str, engine: Engine, tmp_path) -> None:
+    """``serve --workers N`` (or scaled containers) migrate at once: none may crash on a
+    table another just created. Four processes start upgrading together."""
+    import subprocess
+    import sys
+    import time
+
+    go = tmp_path / "go"
+    script = ("import os, sys, time\n"
+              "from app.db.migrate import upgrade_head\n"
+              "while not os.path.exists(sys.argv[2]): time.sleep(0.005)\n"
+              "upgrade_head(sys.argv[1])\n")
+    processes = [subprocess.Popen([sys.executable, "-c", script, empty_database_url, str(go)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    time.sleep(3)  # let every process finish its imports and wait at the start line
+    go.touch()
+    results = [(p.wait(timeout=120), p.stderr.read()) for p in processes]
+    assert [code for code, _ in results] == [0, 0, 0, 0], [err[-800:] for code, err in results if code]
+    assert _tables(engine) == TABLES
+    assert _revision(engine) == ScriptDirectory.from_config(alembic_config(empty_database_url)).get_current_head()
