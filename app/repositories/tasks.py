@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, undefer
 
 from app.db.tables import AdapterVersion, Example, Task
 
@@ -27,11 +27,17 @@ class TaskRepository:
             statement = statement.with_for_update()
         return self.session.scalars(statement).first()
 
-    def list(self, tenant_id: str, limit: int, offset: int) -> Sequence[Task]:
+    def list(self, tenant_id: str, limit: int, offset: int) -> list[tuple[Task, AdapterVersion]]:
+        """A page of the tenant's tasks, each with its current version, in one statement (so a
+        task deleted meanwhile is either listed whole or not at all)."""
         statement = (
-            select(Task).where(Task.tenant_id == tenant_id).order_by(Task.created_at, Task.id).limit(limit).offset(offset)
+            select(Task, AdapterVersion)
+            .join(AdapterVersion, (AdapterVersion.task_id == Task.id) & (AdapterVersion.version == Task.version))
+            .where(Task.tenant_id == tenant_id)
+            .options(undefer(AdapterVersion.example_ids))
+            .order_by(Task.created_at, Task.id).limit(limit).offset(offset)
         )
-        return self.session.scalars(statement).all()
+        return [(task, version) for task, version in self.session.execute(statement)]
 
     def count(self, tenant_id: str) -> int:
         return self.session.scalar(select(func.count()).select_from(Task).where(Task.tenant_id == tenant_id)) or 0

@@ -208,8 +208,8 @@ class TaskService:
         return self._view(task, self._version(task, task.version))
 
     def list(self, tenant_id: str, limit: int, offset: int) -> tuple[list[TaskView], int]:
-        tasks = self.tasks.list(tenant_id, limit, offset)
-        return [self._view(t, self._version(t, t.version)) for t in tasks], self.tasks.count(tenant_id)
+        rows = self.tasks.list(tenant_id, limit, offset)
+        return [self._view(task, version) for task, version in rows], self.tasks.count(tenant_id)
 
     def versions(self, tenant_id: str, task_id: str) -> tuple[int, list[AdapterVersion]]:
         task = self._task(tenant_id, task_id)

@@ -154,3 +154,32 @@ def test_no_database_connection_is_held_while_a_change_adapts(app: FastAPI, clie
             assert pool.checkedout() == 0
             release.set()
             assert held.result().status_code in (200, 201)
+
+
+def test_listing_tasks_while_one_is_deleted_lists_the_others(
+    client: TestClient, db_engine: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stress run (two workers, PostgreSQL) saw GET /v1/tasks answer 404 "task ... has no
+    version 3" when a task was deleted between reading the page and its versions. The page
+    now comes with its versions in one statement; here a delete commits the moment the
+    service would have read a version on its own."""
+    from sqlalchemy import text
+
+    from app.repositories.tasks import TaskRepository
+
+    headers = create_tenant(client)
+    doomed, kept = create_task(client, headers, name="doomed")["id"], create_task(client, headers, name="kept")["id"]
+    original = TaskRepository.version
+
+    def version_after_a_delete(self: TaskRepository, task_id: str, version: int) -> Any:
+        with db_engine.begin() as connection:  # another request's delete, committed now
+            for table in ("adapter_versions", "examples"):
+                connection.execute(text(f"DELETE FROM {table} WHERE task_id = :id"), {"id": doomed})
+            connection.execute(text("DELETE FROM tasks WHERE id = :id"), {"id": doomed})
+        return original(self, task_id, version)
+
+    monkeypatch.setattr(TaskRepository, "version", version_after_a_delete)
+    listed = client.get("/v1/tasks", headers=headers)
+    assert listed.status_code == 200, listed.text
+    assert {t["id"] for t in listed.json()["tasks"]} <= {doomed, kept}
+    assert kept in {t["id"] for t in listed.json()["tasks"]}
