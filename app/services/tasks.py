@@ -213,7 +213,10 @@ class TaskService:
 
     def versions(self, tenant_id: str, task_id: str) -> tuple[int, list[AdapterVersion]]:
         task = self._task(tenant_id, task_id)
-        return task.version, list(self.tasks.versions(task.id))
+        versions = list(self.tasks.versions(task.id))
+        if not versions:  # deleted between the two reads (every task has a version 1)
+            raise NotFound(f"task {task_id} not found")
+        return task.version, versions
 
     def content(self, tenant_id: str, task_id: str, version: int | None = None) -> tuple[int, VersionContent]:
         task = self._task(tenant_id, task_id)

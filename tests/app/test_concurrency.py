@@ -156,6 +156,17 @@ def test_no_database_connection_is_held_while_a_change_adapts(app: FastAPI, clie
             assert held.result().status_code in (200, 201)
 
 
+def _delete_task_rows(db_engine: Any, task_id: str) -> None:
+    """Delete a task and its rows through another connection, committed at once (a
+    concurrent request's DELETE, at a moment of the test's choosing)."""
+    from sqlalchemy import text
+
+    with db_engine.begin() as connection:
+        for table in ("adapter_versions", "examples"):
+            connection.execute(text(f"DELETE FROM {table} WHERE task_id = :id"), {"id": task_id})
+        connection.execute(text("DELETE FROM tasks WHERE id = :id"), {"id": task_id})
+
+
 def test_listing_tasks_while_one_is_deleted_lists_the_others(
     client: TestClient, db_engine: Any, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -163,8 +174,6 @@ def test_listing_tasks_while_one_is_deleted_lists_the_others(
     version 3" when a task was deleted between reading the page and its versions. The page
     now comes with its versions in one statement; here a delete commits the moment the
     service would have read a version on its own."""
-    from sqlalchemy import text
-
     from app.repositories.tasks import TaskRepository
 
     headers = create_tenant(client)
@@ -172,10 +181,7 @@ def test_listing_tasks_while_one_is_deleted_lists_the_others(
     original = TaskRepository.version
 
     def version_after_a_delete(self: TaskRepository, task_id: str, version: int) -> Any:
-        with db_engine.begin() as connection:  # another request's delete, committed now
-            for table in ("adapter_versions", "examples"):
-                connection.execute(text(f"DELETE FROM {table} WHERE task_id = :id"), {"id": doomed})
-            connection.execute(text("DELETE FROM tasks WHERE id = :id"), {"id": doomed})
+        _delete_task_rows(db_engine, doomed)  # another request's delete, committed now
         return original(self, task_id, version)
 
     monkeypatch.setattr(TaskRepository, "version", version_after_a_delete)
@@ -183,3 +189,22 @@ def test_listing_tasks_while_one_is_deleted_lists_the_others(
     assert listed.status_code == 200, listed.text
     assert {t["id"] for t in listed.json()["tasks"]} <= {doomed, kept}
     assert kept in {t["id"] for t in listed.json()["tasks"]}
+
+
+def test_versions_of_a_task_deleted_meanwhile_are_404(
+    client: TestClient, db_engine: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Not 200 with an empty list: the task is gone."""
+    from app.repositories.tasks import TaskRepository
+
+    headers = create_tenant(client)
+    task_id = create_task(client, headers)["id"]
+    original = TaskRepository.versions
+
+    def versions_after_a_delete(self: TaskRepository, task: str) -> Any:
+        _delete_task_rows(db_engine, task_id)
+        return original(self, task)
+
+    monkeypatch.setattr(TaskRepository, "versions", versions_after_a_delete)
+    response = client.get(f"/v1/tasks/{task_id}/versions", headers=headers)
+    assert response.status_code == 404 and response.json()["error"] == "not_found"
