@@ -61,7 +61,8 @@ def _meta_train_into(args: argparse.Namespace, out: Path) -> int:
     from models.meta.model import MetaModel
     from models.meta.report import build_manifest, write_run
     from models.meta.state import STATE_JSON, STATE_TENSORS
-    from models.meta.trainer import MetaTrainConfig, meta_train
+    from models.meta.trainer import MetaTrainConfig
+    from models.meta.trainer import meta_train as run_meta_training
 
     torch.manual_seed(args.seed)
     encoder = TransformerEncoder(args.encoder_dir, device=args.device)
@@ -100,7 +101,7 @@ def _meta_train_into(args: argparse.Namespace, out: Path) -> int:
                 rank=0 if run.algorithm == "metasgd" else run.lora_rank, alpha=run.lora_alpha,
                 learn_inner=learn_inner, pooling=encoder.pooling, seed=run.seed,
             ).to(device).float()
-        metrics = meta_train(run, datasets, model, out, resume=args.resume, progress=not args.no_progress, device=device)
+        metrics = run_meta_training(run, datasets, model, out, resume=args.resume, progress=not args.no_progress, device=device)
         changed = model.trains_encoder and metrics["best_step"] > 0
         manifest = build_manifest(
             base_encoder=args.encoder_name, base_sha256=base_sha, datasets=[d.provenance for d in datasets],
@@ -140,7 +141,8 @@ def evaluate(args: argparse.Namespace) -> int:
     import json
 
     from models.checkpoint import resolve_checkpoint
-    from models.meta.evaluation import LeakageError, check_leakage, evaluate
+    from models.meta.evaluation import LeakageError, check_leakage
+    from models.meta.evaluation import evaluate as evaluate_checkpoints
     from models.meta.tables import markdown_table, plot_results, summary
 
     data = Path(args.data)
@@ -158,7 +160,7 @@ def evaluate(args: argparse.Namespace) -> int:
     except LeakageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    results = evaluate(data, checkpoints, shots=args.shots, episodes=args.episodes, ways=args.ways, queries=args.queries,
+    results = evaluate_checkpoints(data, checkpoints, shots=args.shots, episodes=args.episodes, ways=args.ways, queries=args.queries,
                        seed=args.seed, encoder_dir=args.encoder_dir, device=args.device, cache_dir=args.cache_dir,
                        progress=not args.no_progress)
     rows = summary(results)
