@@ -3,6 +3,7 @@ cached on disk, with each text's label index and the labels' name embeddings."""
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -30,3 +31,11 @@ def named_split(pooled: Pooled, file: Path, labels: list[str] | None = None
     labels = labels or sorted({r.label for r in rows})
     targets = torch.tensor([labels.index(r.label) for r in rows])
     return pooled([r.text for r in rows]), targets, labels, pooled([n.replace("_", " ") for n in labels])
+
+
+def data_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The explorations' common options: ``--data`` (the shared data folder) and ``--cache``."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="../shared/data")
+    parser.add_argument("--cache", default="runs/cache")
+    return parser

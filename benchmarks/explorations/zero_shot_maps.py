@@ -23,7 +23,6 @@ BANKING77 ``test``. Pooled layers are cached under ``--cache``.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -31,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from benchmarks.explorations.pooled_data import named_split, pooled_layers  # noqa: E402
+from benchmarks.explorations.pooled_data import data_parser, named_split, pooled_layers  # noqa: E402
 from models.checkpoint import resolve_checkpoint  # noqa: E402
 from models.data import read_jsonl  # noqa: E402
 from models.encoder import mix_pooled  # noqa: E402
@@ -54,9 +53,7 @@ def ridge_residual(x: torch.Tensor, target: torch.Tensor, lam: float) -> torch.T
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="../shared/data")
-    parser.add_argument("--cache", default="runs/cache")
+    parser = data_parser(__doc__)
     args = parser.parse_args()
     pooled = pooled_layers(args.cache)
     bank, clinc = Path(args.data) / "banking77", Path(args.data) / "clinc150"

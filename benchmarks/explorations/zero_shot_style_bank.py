@@ -17,7 +17,6 @@ BANKING77 ``test`` with CLINC150 ``train`` as the bank (each data set never bank
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import sys
 from pathlib import Path
@@ -26,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from benchmarks.explorations.pooled_data import named_split, pooled_layers  # noqa: E402
+from benchmarks.explorations.pooled_data import data_parser, named_split, pooled_layers  # noqa: E402
 from models.checkpoint import resolve_checkpoint  # noqa: E402
 from models.encoder import mix_pooled  # noqa: E402
 
@@ -46,9 +45,7 @@ def expand(names: torch.Tensor, bank: torch.Tensor, k: int, scale: float, weight
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="../shared/data")
-    parser.add_argument("--cache", default="runs/cache")
+    parser = data_parser(__doc__)
     args = parser.parse_args()
     pooled = pooled_layers(args.cache)
     mix = torch.tensor(resolve_checkpoint("default").layer_mix)

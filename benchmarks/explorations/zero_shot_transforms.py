@@ -17,7 +17,6 @@ BANKING77 ``test`` is read beside it:
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from benchmarks.explorations.pooled_data import named_split, pooled_layers  # noqa: E402
+from benchmarks.explorations.pooled_data import data_parser, named_split, pooled_layers  # noqa: E402
 from models.checkpoint import resolve_checkpoint  # noqa: E402
 from models.encoder import mix_pooled  # noqa: E402
 
@@ -36,9 +35,7 @@ def accuracy(queries: torch.Tensor, names: torch.Tensor, targets: torch.Tensor) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="../shared/data")
-    parser.add_argument("--cache", default="runs/cache")
+    parser = data_parser(__doc__)
     parser.add_argument("--steps", type=int, default=300)
     args = parser.parse_args()
     torch.manual_seed(0)
