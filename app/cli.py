@@ -83,6 +83,7 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         log_level=args.log_level,
         limit_concurrency=args.limit_concurrency,
+        timeout_graceful_shutdown=args.graceful_timeout,
         server_header=False,
     )
     return 0
@@ -114,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--limit-concurrency", type=_positive_int, default=None, metavar="N",
                        help="answer 503 beyond N open connections and requests per worker (default: no limit; "
                             "behind a reverse proxy its limits and timeouts apply, see README 'Deploying')")
+    serve.add_argument("--graceful-timeout", type=_positive_float, default=None, metavar="S",
+                       help="on SIGTERM, wait at most S seconds for requests in flight (default: until they finish; "
+                            "give the container as long a stop timeout, see README 'Deploying')")
     serve.set_defaults(run=_serve)
 
     migrate = commands.add_parser("migrate", help="upgrade the database schema to the latest version")

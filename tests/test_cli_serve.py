@@ -31,9 +31,12 @@ def test_serve_passes_its_options_to_uvicorn(monkeypatch: pytest.MonkeyPatch, ca
     calls: list[dict] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append({"app": app, **kwargs}))
     monkeypatch.delenv("FEWSHOT_ADMIN_KEY", raising=False)
-    assert main(["serve", "--port", "8123", "--limit-concurrency", "5", "--log-level", "warning"]) == 0
+    assert main(["serve", "--port", "8123", "--limit-concurrency", "5", "--log-level", "warning",
+                 "--graceful-timeout", "60"]) == 0
     assert calls == [{"app": "app.main:create_app", "factory": True, "host": "127.0.0.1", "port": 8123, "workers": 1,
-                      "log_level": "warning", "limit_concurrency": 5, "server_header": False}]
+                      "log_level": "warning", "limit_concurrency": 5, "timeout_graceful_shutdown": 60.0,
+                      "server_header": False}]
+    assert main(["serve"]) == 0 and calls[-1]["timeout_graceful_shutdown"] is None  # wait for every request
     # several workers would each generate their own admin key: refused (a key from .env counts)
     assert main(["serve", "--workers", "2"]) == 2
     assert "FEWSHOT_ADMIN_KEY" in capsys.readouterr().err
