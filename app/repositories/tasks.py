@@ -10,6 +10,15 @@ from sqlalchemy.orm import Session, undefer
 from app.db.tables import AdapterVersion, Example, Task
 
 
+def delete_task_children(session: Session, task_ids: Sequence[str]) -> None:
+    """Delete these tasks' versions and examples (explicit child deletes: correct even
+    where the database ignores ON DELETE CASCADE), in chunks under SQLite's bound-parameter limit."""
+    for start in range(0, len(task_ids), 900):
+        chunk = list(task_ids[start : start + 900])
+        for table in (AdapterVersion, Example):
+            session.execute(delete(table).where(table.task_id.in_(chunk)))
+
+
 class TaskRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -43,9 +52,7 @@ class TaskRepository:
         return self.session.scalar(select(func.count()).select_from(Task).where(Task.tenant_id == tenant_id)) or 0
 
     def delete(self, task: Task) -> None:
-        # Explicit child deletes: correct even where the database ignores ON DELETE CASCADE.
-        for table in (AdapterVersion, Example):
-            self.session.execute(delete(table).where(table.task_id == task.id))
+        delete_task_children(self.session, [task.id])
         self.session.delete(task)
         self.session.flush()
 

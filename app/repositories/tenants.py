@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from app.db.tables import AdapterVersion, ApiKey, Example, Task, Tenant
+from app.db.tables import ApiKey, Task, Tenant
+from app.repositories.tasks import delete_task_children
 
 
 class TenantRepository:
@@ -51,10 +52,7 @@ class TenantRepository:
         """Delete the tenant with its keys and tasks (explicit child deletes: correct even where
         the database ignores ON DELETE CASCADE); returns the deleted tasks' ids."""
         task_ids = list(self.session.scalars(select(Task.id).where(Task.tenant_id == tenant.id)))
-        for start in range(0, len(task_ids), 900):  # SQLite's bound-parameter limit
-            chunk = task_ids[start : start + 900]
-            for table in (AdapterVersion, Example):
-                self.session.execute(delete(table).where(table.task_id.in_(chunk)))
+        delete_task_children(self.session, task_ids)
         self.session.execute(delete(Task).where(Task.tenant_id == tenant.id))
         self.session.execute(delete(ApiKey).where(ApiKey.tenant_id == tenant.id))
         self.session.delete(tenant)
