@@ -216,15 +216,9 @@ class FewShotClient:
         ``oos_threshold`` overrides the calibrated out-of-scope threshold; and
         ``unlabelled`` are texts without labels (past tickets, say) that refine the
         label prototypes, which helps most with 0-2 examples per label."""
-        body: dict[str, Any] = {"name": name, "examples": req.examples(examples)}
-        if labels is not None:
-            body["labels"] = req.labels(labels)
-        if out_of_scope is not None:
-            body["out_of_scope"] = req.texts(out_of_scope)
+        body = {"name": name, **req.change(examples, labels, out_of_scope, unlabelled)}
         if oos_threshold is not None:
             body["oos_threshold"] = req.finite(oos_threshold)
-        if unlabelled is not None:
-            body["unlabelled"] = req.texts(unlabelled)
         return self._call("POST", "/v1/tasks", body)
 
     def list_tasks(self, limit: int = 100, offset: int = 0) -> TaskList:
@@ -260,14 +254,7 @@ class FewShotClient:
         """Add examples, labels, out-of-scope and/or unlabelled texts: a new version,
         adapted from the current one (afresh when unlabelled texts are added). Returns
         the task at the new version."""
-        body: dict[str, Any] = {"examples": req.examples(examples)}
-        if labels is not None:
-            body["labels"] = req.labels(labels)
-        if out_of_scope is not None:
-            body["out_of_scope"] = req.texts(out_of_scope)
-        if unlabelled is not None:
-            body["unlabelled"] = req.texts(unlabelled)
-        return self._call("POST", req.task_path(task_id, "/examples"), body)
+        return self._call("POST", req.task_path(task_id, "/examples"), req.change(examples, labels, out_of_scope, unlabelled))
 
     def list_examples(self, task_id: str, version: int | None = None) -> ExampleList:
         """The examples of a version (default: the current one) with their ids;

@@ -39,6 +39,19 @@ def drop_none(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
+def change(examples_: Iterable[ExampleLike], labels_: Labels | None, out_of_scope: Iterable[str] | None,
+           unlabelled: Iterable[str] | None) -> dict[str, Any]:
+    """The body of a create or an add: examples, and whatever else is given."""
+    body: dict[str, Any] = {"examples": examples(examples_)}
+    if labels_ is not None:
+        body["labels"] = labels(labels_)
+    if out_of_scope is not None:
+        body["out_of_scope"] = texts(out_of_scope)
+    if unlabelled is not None:
+        body["unlabelled"] = texts(unlabelled)
+    return body
+
+
 def texts(texts: str | Iterable[str]) -> list[str]:
     return [texts] if isinstance(texts, str) else list(texts)
 
