@@ -14,11 +14,9 @@ def _size(byte_count: int) -> str:
     return f"{byte_count / 1e6:.2f} MB" if byte_count >= 1e5 else f"{byte_count / 1e3:.1f} kB"
 
 
-#: ``fewshot meta-train`` options that ``--search`` would otherwise sample (see models.meta.search.SEARCHED).
-_SEARCHED_OPTIONS = {"inner_steps": "inner_steps", "inner_lr": "inner_learning_rate", "inner_proximal": "inner_proximal",
-                     "inner_scale": "inner_scale", "calibrate_ways": "calibrate_ways", "lr": "learning_rate",
-                     "lora_rank": "lora_rank", "ways": "ways", "episode_mode": "episode_mode",
-                     "reptile_lr": "reptile_lr", "reptile_steps": "reptile_steps"}
+#: ``fewshot meta-train`` options named otherwise than the settings the search samples
+#: (models.meta.search.SEARCHED); the others have the same name.
+_OPTION_SETTING = {"inner_lr": "inner_learning_rate", "lr": "learning_rate"}
 
 
 def rebase(args: argparse.Namespace) -> int:
@@ -116,9 +114,9 @@ def _meta_train_into(args: argparse.Namespace, out: Path) -> int:
         return metrics
 
     if args.search:
-        from models.meta.search import run_search
+        from models.meta.search import SEARCHED, run_search
 
-        fixed = frozenset(_SEARCHED_OPTIONS[dest] for dest in args.given_options & set(_SEARCHED_OPTIONS))
+        fixed = frozenset(_OPTION_SETTING.get(dest, dest) for dest in args.given_options) & frozenset(SEARCHED)
         if fixed:
             print(f"search: keeping your {', '.join(sorted(fixed))}; sampling the rest", file=sys.stderr)
         record = run_search(replace(config, max_minutes=args.max_minutes), train, args.search, args.trials, out, args.seed,
