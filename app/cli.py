@@ -145,6 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
     meta.add_argument("--lora-rank", type=_positive_int, default=8, help="rank of the LoRA factors")
     meta.add_argument("--lora-alpha", type=_positive_float, default=16.0, help="LoRA scaling (alpha / rank)")
     meta.add_argument("--lora-layers", type=int, default=2, help="top encoder layers that get LoRA (lower ones are cached)")
+    meta.add_argument("--finetune", action="store_true",
+                      help="train every weight of the top --lora-layers layers (full fine-tuning) instead of LoRA factors")
+    meta.add_argument("--l2-sp", type=float, default=0.0, metavar="S",
+                      help="--finetune: pull of strength S toward the pretrained weights (L2-SP)")
+    meta.add_argument("--val-data", action="append", default=None, metavar="DIR",
+                      help="select (early stopping, inner-loop calibration) on this data set's valid split instead of "
+                           "the training sets' (repeatable); it is not trained on")
     meta.add_argument("--layer-mix", action="store_true",
                       help="learn a weighted mix of the frozen encoder's layers instead of LoRA factors (see models/meta/layer_mix.py)")
     meta.add_argument("--reptile-steps", type=_positive_int, default=3, help="Reptile: inner steps per episode")

@@ -75,14 +75,16 @@ def _meta_train_into(args: argparse.Namespace, out: Path) -> int:
     datasets = [load_meta_dataset(d, encoder, upto, base_sha, args.cache_dir, progress=not args.no_progress,
                                   featurize=featurize, exclude_fixed_splits=args.exclude_fixed_splits)
                 for d in args.train_data]
-    for data in datasets if not args.layer_mix else []:
+    val_datasets = [load_meta_dataset(d, encoder, upto, base_sha, args.cache_dir, progress=not args.no_progress,
+                                      featurize=featurize) for d in args.val_data or []]
+    for data in (datasets + val_datasets) if not args.layer_mix else []:
         data.train_states.states = data.train_states.states.to(device)
         data.valid_states.states = data.valid_states.states.to(device)
     start = InnerLoopConfig(args.inner_steps, args.inner_lr, args.inner_proximal, args.inner_scale)
     config = MetaTrainConfig(
         algorithm=args.algorithm, episodes=args.episodes, meta_batch=args.meta_batch, ways=args.ways, shots=tuple(args.shots),
         queries=args.queries, episode_mode=args.episode_mode, hard_pool=args.hard_pool, learning_rate=args.lr,
-        lora_rank=args.lora_rank, lora_alpha=args.lora_alpha, lora_layers=args.lora_layers, layer_mix=args.layer_mix, reptile_steps=args.reptile_steps,
+        lora_rank=args.lora_rank, lora_alpha=args.lora_alpha, lora_layers=args.lora_layers, layer_mix=args.layer_mix, finetune=args.finetune, l2_sp=args.l2_sp, reptile_steps=args.reptile_steps,
         reptile_lr=args.reptile_lr, oos_weight=args.oos_weight, select_on=args.select_on, val_every=args.val_every, val_episodes=args.val_episodes, val_ways=args.val_ways,
         patience=args.early_stopping_patience, max_minutes=args.max_minutes, seed=args.seed, calibrate=not args.no_calibrate,
         calibrate_steps=tuple(args.calibrate_steps), calibrate_episodes=args.calibrate_episodes,
@@ -97,15 +99,18 @@ def _meta_train_into(args: argparse.Namespace, out: Path) -> int:
             model = MetaModel(
                 encoder.model.encoder.layer[upto:], upto, InnerLoopConfig.from_dict(run.inner_loop),
                 rank=0 if run.algorithm == "metasgd" else run.lora_rank, alpha=run.lora_alpha,
-                learn_inner=learn_inner, pooling=encoder.pooling, seed=run.seed,
+                learn_inner=learn_inner, pooling=encoder.pooling, seed=run.seed, finetune=run.finetune,
             ).to(device).float()
-        metrics = run_meta_training(run, datasets, model, out, resume=args.resume, progress=not args.no_progress, device=device)
+        metrics = run_meta_training(run, datasets, model, out, resume=args.resume, progress=not args.no_progress, device=device,
+                                    val_datasets=val_datasets or None)
         changed = model.trains_encoder and metrics["best_step"] > 0
         manifest = build_manifest(
             base_encoder=args.encoder_name, base_sha256=base_sha, datasets=[d.provenance for d in datasets],
             algorithm=run.algorithm, hyperparameters=asdict(run), inner_loop=metrics["inner_loop"],
             lora=model.lora_manifest() if changed else None, metrics=metrics, max_length=encoder.max_length,
             layer_mix=model.layer_mix_manifest() if changed and run.layer_mix else None,
+            selected_on=[d.provenance for d in val_datasets],
+            finetuned_layers=[upto + i for i in range(len(model.layers))] if changed and run.finetune else None,
         )
         write_run(out, manifest, metrics, model.encoder_tensors() if changed else None)
         if not args.keep_trainer_state:  # resume state is for interrupted runs; keep shipped checkpoints small

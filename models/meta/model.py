@@ -56,7 +56,11 @@ class MetaModel(nn.Module):
     """Trainable top of the encoder (LoRA on layers ``first_layer..``) plus the learned inner loop.
 
     ``top_layers`` are deep-copied, so the encoder they came from is never modified.
-    With ``rank == 0`` the encoder is frozen and only the inner loop can learn.
+    With ``rank == 0`` the encoder is frozen and only the inner loop can learn, unless
+    ``finetune``: then every weight of the top layers trains (full fine-tuning, no LoRA),
+    and :meth:`pull_to_start` adds the L2-SP penalty ``strength * ||theta - theta_0||^2``
+    (Li et al. 2018, "Explicit inductive bias for transfer learning") that keeps them near
+    the pretrained weights, as the service's proximal term keeps the head near its prototypes.
     """
 
     def __init__(
@@ -70,6 +74,7 @@ class MetaModel(nn.Module):
         learn_inner: bool = False,
         pooling: str = "mean",
         seed: int = 0,
+        finetune: bool = False,
     ) -> None:
         super().__init__()
         self.layers = nn.ModuleList(copy.deepcopy(list(top_layers)))
@@ -77,16 +82,38 @@ class MetaModel(nn.Module):
             parameter.requires_grad_(False)
         self.first_layer, self.rank, self.alpha, self.targets, self.pooling = first_layer, rank, alpha, tuple(targets), pooling
         layer_ids = list(range(first_layer, first_layer + len(self.layers)))
+        self.finetune = finetune
+        if finetune:
+            rank = self.rank = 0
+            for parameter in self.layers.parameters():
+                parameter.requires_grad_(True)
         self.lora: dict[str, LoRALinear] = apply_lora(self.layers, layer_ids, rank, alpha, targets, seed) if rank > 0 else {}
+        self.start = {name: p.detach().clone() for name, p in self.layers.named_parameters()} if finetune else {}
         self.inner = LearnedInnerLoop(inner, learn=learn_inner)
         self.layers.eval()  # no dropout: adaptation at serving time runs without it
 
     @property
     def trains_encoder(self) -> bool:
-        return bool(self.lora)
+        return bool(self.lora) or self.finetune
 
     def encoder_parameters(self) -> list[nn.Parameter]:
+        if self.finetune:
+            return list(self.layers.parameters())
         return [p for module in self.lora.values() for p in (module.lora_A, module.lora_B)]
+
+    @torch.no_grad()
+    def pull_to_start(self, strength: float) -> None:
+        """Add the gradient of ``strength * ||theta - theta_0||^2`` (L2-SP) to the fine-tuned weights."""
+        if strength <= 0 or not self.finetune:
+            return
+        for name, parameter in self.layers.named_parameters():
+            pull = 2.0 * strength * (parameter - self.start[name].to(parameter.device))
+            parameter.grad = pull if parameter.grad is None else parameter.grad + pull
+
+    def state_name(self, name: str) -> str:
+        """``<i>.<rest>`` (a name in ``self.layers``) -> the encoder's ``encoder.layer.<first + i>.<rest>``."""
+        index, rest = name.split(".", 1)
+        return f"encoder.layer.{self.first_layer + int(index)}.{rest}"
 
     def inner_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.inner.parameters() if p.requires_grad]
@@ -102,13 +129,19 @@ class MetaModel(nn.Module):
         return torch.cat(chunks)
 
     def encoder_tensors(self) -> dict[str, torch.Tensor]:
-        """The LoRA factors, by ``<param>.lora_A`` / ``<param>.lora_B``."""
+        """The LoRA factors, by ``<param>.lora_A`` / ``<param>.lora_B``; when fine-tuning, the
+        top layers' weights by their encoder state-dict names, in float16 (half the size; the
+        rounding, about 5e-4 relative, is what the GPU path's fp16 encoder sees anyway)."""
+        if self.finetune:
+            return {self.state_name(name): p.detach().to(torch.float16) for name, p in self.layers.named_parameters()}
         return lora_factors(self.lora)
 
     def load_encoder_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         load_lora_factors(self.lora, tensors)
 
-    def lora_manifest(self) -> dict:
+    def lora_manifest(self) -> dict | None:
+        if self.finetune:
+            return None
         return {
             "rank": self.rank,
             "alpha": self.alpha,

@@ -24,8 +24,12 @@ def git_commit(cwd: str | Path | None = None) -> str:
 
 def build_manifest(*, base_encoder: str, base_sha256: str, datasets: Sequence[dict], algorithm: str, hyperparameters: dict,
                    inner_loop: dict, lora: dict | None, metrics: dict, max_length: int,
-                   layer_mix: dict | None = None) -> dict:
-    """The checkpoint's ``manifest.json`` (see :mod:`models.checkpoint`)."""
+                   layer_mix: dict | None = None, selected_on: Sequence[dict] = (),
+                   finetuned_layers: Sequence[int] | None = None) -> dict:
+    """The checkpoint's ``manifest.json`` (see :mod:`models.checkpoint`).
+
+    ``selected_on``: data sets whose valid split chose the checkpoint without being trained on
+    (their test splits remain fair held-out data, so the leakage check does not read this)."""
     manifest = {
         "format_version": 1,
         "base_encoder": base_encoder,
@@ -50,6 +54,10 @@ def build_manifest(*, base_encoder: str, base_sha256: str, datasets: Sequence[di
         "git_commit": git_commit(Path(__file__).resolve().parent),
         "wall_s": metrics.get("wall_s"),
     }
+    if selected_on:
+        manifest["selected_on"] = list(selected_on)
+    if finetuned_layers:
+        manifest["finetuned_layers"] = list(finetuned_layers)
     if lora:
         manifest["lora"] = lora
     if layer_mix:

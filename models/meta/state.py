@@ -20,9 +20,11 @@ STATE_TENSORS, STATE_JSON = "trainer_state.safetensors", "trainer_state.json"
 
 
 def trainable_state(model: MetaModel) -> dict[str, torch.Tensor]:
-    """Copies of what meta-training changes: LoRA factors or layer mix, and the learned inner loop."""
+    """Copies of what meta-training changes: LoRA factors, fine-tuned layers or layer mix, and the
+    learned inner loop."""
+    finetune = getattr(model, "finetune", False)
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()
-            if "lora_" in k or k.startswith(("inner.", "layer_mix"))}
+            if "lora_" in k or k.startswith(("inner.", "layer_mix")) or (finetune and k.startswith("layers."))}
 
 
 def save_state(out: Path, model: MetaModel, best: dict, optimiser: torch.optim.Optimizer, info: dict) -> None:

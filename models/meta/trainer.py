@@ -44,6 +44,8 @@ class MetaTrainConfig:
     lora_alpha: float = 16.0
     lora_layers: int = 2
     layer_mix: bool = False  # learn a mix of the frozen encoder's layers instead of LoRA (models.meta.layer_mix)
+    finetune: bool = False  # train every weight of the top lora_layers layers instead of LoRA factors
+    l2_sp: float = 0.0  # fine-tuning: strength of the pull toward the pretrained weights (MetaModel.pull_to_start)
     reptile_steps: int = 3
     reptile_lr: float = 1e-3
     oos_weight: float = 0.0  # > 0: held-out classes of each episode train out-of-scope ranking (models.meta.oos_loss)
@@ -72,8 +74,14 @@ def _subset(rows: list, per_class: int, seed: int) -> list[int]:
 
 
 def meta_train(config: MetaTrainConfig, datasets: Sequence[MetaDataset], model: MetaModel, out: Path,
-               resume: bool = False, progress: bool = True, device: torch.device | None = None) -> dict:
-    """Meta-train ``model`` in place (ending at its best meta-validation state) and return metrics."""
+               resume: bool = False, progress: bool = True, device: torch.device | None = None,
+               val_datasets: Sequence[MetaDataset] | None = None) -> dict:
+    """Meta-train ``model`` in place (ending at its best meta-validation state) and return metrics.
+
+    Episodes come from ``datasets``' train splits; meta-validation (early stopping, the
+    inner-loop calibration) uses the valid splits of ``val_datasets`` when given (data sets
+    the run does not train on, so that selection rewards what transfers), else ``datasets``'.
+    """
     from tqdm.auto import tqdm
 
     device = device or torch.device("cpu")
@@ -92,9 +100,11 @@ def meta_train(config: MetaTrainConfig, datasets: Sequence[MetaDataset], model: 
         with amp():
             return model.embed(states[episode.source], rows).float()
 
+    selecting = list(val_datasets) if val_datasets else list(datasets)
+
     def embed_valid() -> dict[str, torch.Tensor]:
         with amp():
-            return {d.name: model.embed_all(d.valid_states).float() for d in datasets}
+            return {d.name: model.embed_all(d.valid_states).float() for d in selecting}
 
     samplers = []
     for d in datasets:
@@ -105,7 +115,7 @@ def meta_train(config: MetaTrainConfig, datasets: Sequence[MetaDataset], model: 
                 vectors = class_prototypes([d.train_rows[i] for i in rows], model.embed(d.train_states, rows).float())
         samplers += [EpisodeSampler(d.train_rows, config.ways, shot, config.queries, config.seed, config.episode_mode,
                                     vectors, config.hard_pool, source=d.name) for shot in config.shots]
-    vsets = validation_sets(datasets, config.val_shots, config.val_episodes, config.val_ways, config.seed + 1)
+    vsets = validation_sets(selecting, config.val_shots, config.val_episodes, config.val_ways, config.seed + 1)
     groups = [{"params": model.encoder_parameters(), "lr": config.learning_rate}] if algorithm.trains_encoder else []
     if algorithm.learns_inner and algorithm.trains_encoder:
         model.inner.requires_grad_(True)
@@ -148,6 +158,8 @@ def meta_train(config: MetaTrainConfig, datasets: Sequence[MetaDataset], model: 
             index = info["step"] * config.meta_batch + b
             episode = samplers[index % len(samplers)].episode(index // len(samplers))
             losses.append(algorithm.accumulate(model, episode, embed, 1.0 / config.meta_batch))
+        if config.l2_sp > 0:
+            model.pull_to_start(config.l2_sp)
         if torch.isfinite(torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], 1.0)):
             optimiser.step()  # a non-finite meta-gradient skips the step rather than poisoning the weights
         info["step"] += 1
