@@ -62,8 +62,15 @@ def _meta_train_into(args: argparse.Namespace, out: Path) -> int:
     from models.meta.trainer import MetaTrainConfig
     from models.meta.trainer import meta_train as run_meta_training
 
+    from models.meta.distributed import finish, init_from_environment, rank_and_size
+
     torch.manual_seed(args.seed)
     encoder = TransformerEncoder(args.encoder_dir, device=args.device)
+    if init_from_environment(encoder.device) and args.search:
+        print("error: --search runs its trials one after another; start it without torchrun", file=sys.stderr)
+        finish()
+        return 2
+    rank = rank_and_size()[0]
     device, layers = encoder.device, len(encoder.model.encoder.layer)
     if not 1 <= args.lora_layers <= layers:
         print(f"error: --lora-layers must be between 1 and {layers}", file=sys.stderr)
@@ -112,6 +119,8 @@ def _meta_train_into(args: argparse.Namespace, out: Path) -> int:
             selected_on=[d.provenance for d in val_datasets],
             finetuned_layers=[upto + i for i in range(len(model.layers))] if changed and run.finetune else None,
         )
+        if rank > 0:  # under torchrun every rank holds the same weights; rank 0 writes them
+            return metrics
         write_run(out, manifest, metrics, model.encoder_tensors() if changed else None)
         if not args.keep_trainer_state:  # resume state is for interrupted runs; keep shipped checkpoints small
             for name in (STATE_TENSORS, STATE_JSON):
@@ -130,6 +139,9 @@ def _meta_train_into(args: argparse.Namespace, out: Path) -> int:
               f"score {record['best_score']:.4f} params {record['best_params']}")
     else:
         metrics = train(config, out)
+        finish()
+        if rank > 0:
+            return 0
         best = (f"best {metrics['best_val']:.4f} at step {metrics['best_step']}" if metrics["best_step"] > 0 else
                 f"no step beat the start ({metrics['best_val']:.4f}): the encoder is left as it was")
         print(f"meta-validation: {best} ({metrics['stopped']}); final {metrics['final_val']:.4f}; "

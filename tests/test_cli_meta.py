@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from dataclasses import replace
 import subprocess
 import sys
@@ -314,3 +315,44 @@ def test_rebase_checkpoint_from_an_fp16_copy_onto_the_original(tiny: dict[str, P
     assert rebased.manifest["base_encoder_sha256"] == weights_sha256(tiny["encoder"])
     build_encoder(str(tiny["encoder"]), rebased, device="cpu")  # accepted on the original weights
     assert main(["rebase-checkpoint", str(out), "--trained-on", str(half), "--onto", str(tiny["encoder"])]) == 2  # already done
+
+
+def test_finetune_selected_on_a_held_out_set_then_evaluated_on_it(tiny: dict[str, Path], tmp_path: Path) -> None:
+    """--finetune writes the top layers' weights; --val-data selects on a set that stays fair to evaluate on."""
+    out = tmp_path / "ckpt"
+    assert _meta_train(tiny, out, "--finetune", "--l2-sp", "0.01", "--lr", "0.05", "--val-data", str(tiny["beta"]),
+                       "--episodes", "8", "--early-stopping-patience", "100") == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["selected_on"][0]["name"] == "beta" and [d["name"] for d in manifest["trained_on"]] == ["alpha"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert all(set(row["val"]) == {"beta", "mean"} for row in metrics["history"])
+    if metrics["best_step"] > 0:
+        assert manifest["finetuned_layers"] == [2] and "lora" not in manifest
+        assert (out / "encoder.safetensors").is_file()
+    code = main(["evaluate", "--data", str(tiny["beta"]), "--checkpoint", str(out), "--episodes", "3", "--ways", "3",
+                 "--queries", "2", "--out", str(tmp_path / "eval"), "--encoder-dir", str(tiny["encoder"]), "--device", "cpu",
+                 "--cache-dir", str(tiny["root"] / "cache"), "--no-progress"])
+    assert code == 0  # selected on beta's valid split, never trained on beta: not a leak
+
+
+def test_torchrun_two_processes_train_one_checkpoint(tiny: dict[str, Path], tmp_path: Path) -> None:
+    """Two gloo processes under torchrun share the episodes of each step and write one checkpoint."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+               "--master_port", str(port), "-m", "app.cli",
+               "meta-train", "--train-data", str(tiny["alpha"]), "--out", str(out), "--encoder-dir", str(tiny["encoder"]),
+               "--encoder-name", "tiny", "--cache-dir", str(tmp_path / "cache"), "--device", "cpu", "--no-progress",
+               "--episodes", "8", "--meta-batch", "2", "--ways", "3", "--shots", "2", "--queries", "2", "--lora-layers", "1",
+               "--val-every", "1", "--val-episodes", "1", "--no-calibrate", "--finetune", "--lr", "0.05",
+               "--early-stopping-patience", "100"]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert run.returncode == 0, run.stderr[-2000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["processes"] == 2 and metrics["trained_episodes"] == 8
+    assert [row["step"] for row in metrics["history"]] == [0, 1, 2]  # 8 episodes = 2 steps of 2 x 2 episodes
+    assert run.stdout.count("checkpoint written") == 1

@@ -12,6 +12,7 @@ Hugging Face forward in the tests (identical in float32).
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,7 +135,7 @@ def cached_token_states(
     states = compute_token_states(model, tokenizer, texts, upto, max_length, progress=progress)
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
-        partial = file.with_suffix(".partial")
+        partial = file.with_suffix(f".{os.getpid()}.partial")  # torchrun ranks may write the same cache at once
         save_file({"states": states.states.contiguous(), "offsets": states.offsets}, str(partial))
         partial.replace(file)
     return states

@@ -22,6 +22,7 @@ import torch
 from models.episodes import EpisodeSampler, class_prototypes
 from models.meta.algorithms import make_algorithm
 from models.meta.data import MetaDataset
+from models.meta.distributed import average_gradients, rank_and_size
 from models.meta.model import MetaModel
 from models.meta.state import STATE_TENSORS, load_state, save_state, trainable_state
 from models.meta.validation import calibrate_inner_loop, score, validation_sets
@@ -121,17 +122,18 @@ def meta_train(config: MetaTrainConfig, datasets: Sequence[MetaDataset], model: 
         model.inner.requires_grad_(True)
         groups.append({"params": model.inner_parameters(), "lr": config.inner_learning_rate})
     optimiser = torch.optim.Adam(groups or [{"params": [torch.zeros(1, requires_grad=True)]}])
-    total_steps = math.ceil(config.episodes / config.meta_batch) if algorithm.trains_encoder else 0
+    rank, world = rank_and_size()  # under torchrun: each rank takes its share of every outer step's episodes
+    total_steps = math.ceil(config.episodes / (config.meta_batch * world)) if algorithm.trains_encoder else 0
     info = {"step": 0, "best_score": -1.0, "best_step": 0, "bad_validations": 0, "history": [], "stopped": "budget"}
     best = trainable_state(model)
     if resume and (out / STATE_TENSORS).is_file():
         best, info = load_state(out, model, optimiser)
     losses: list[float] = []
-    bar = tqdm(total=total_steps, initial=info["step"], desc=f"meta-train {config.algorithm}", disable=not progress)
+    bar = tqdm(total=total_steps, initial=info["step"], desc=f"meta-train {config.algorithm}", disable=not progress or rank > 0)
 
     def validate() -> None:
         result = score(embed_valid(), vsets, model.inner.export(), config.select_on == "accuracy+oos")
-        row = {"step": info["step"], "episodes": info["step"] * config.meta_batch, "val": result,
+        row = {"step": info["step"], "episodes": info["step"] * config.meta_batch * world, "val": result,
                "train_loss": sum(losses) / len(losses) if losses else None, "elapsed_s": round(time.monotonic() - started, 1)}
         info["history"].append(row)
         losses.clear()
@@ -142,7 +144,8 @@ def meta_train(config: MetaTrainConfig, datasets: Sequence[MetaDataset], model: 
         else:
             info["bad_validations"] += 1
         bar.set_postfix(val=f"{result['mean']:.4f}", best=f"{info['best_score']:.4f}")
-        save_state(out, model, best, optimiser, info)
+        if rank == 0:
+            save_state(out, model, best, optimiser, info)
 
     if not info["history"]:
         validate()  # step 0: the starting encoder, so "no change" can win
@@ -155,9 +158,10 @@ def meta_train(config: MetaTrainConfig, datasets: Sequence[MetaDataset], model: 
             break
         optimiser.zero_grad(set_to_none=True)
         for b in range(config.meta_batch):
-            index = info["step"] * config.meta_batch + b
+            index = (info["step"] * world + rank) * config.meta_batch + b
             episode = samplers[index % len(samplers)].episode(index // len(samplers))
             losses.append(algorithm.accumulate(model, episode, embed, 1.0 / config.meta_batch))
+        average_gradients(p for g in groups for p in g["params"])
         if config.l2_sp > 0:
             model.pull_to_start(config.l2_sp)
         if torch.isfinite(torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], 1.0)):
@@ -169,7 +173,8 @@ def meta_train(config: MetaTrainConfig, datasets: Sequence[MetaDataset], model: 
     bar.close()
     model.load_state_dict(best, strict=False)
     metrics = {"config": asdict(config), "stopped": info["stopped"], "best_step": info["best_step"],
-               "trained_episodes": info["step"] * config.meta_batch, "best_episodes": info["best_step"] * config.meta_batch,
+               "trained_episodes": info["step"] * config.meta_batch * world,
+               "best_episodes": info["best_step"] * config.meta_batch * world, "processes": world,
                "best_val": info["best_score"], "history": info["history"]}
     if config.calibrate or not algorithm.trains_encoder:
         train = {}
