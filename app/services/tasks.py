@@ -3,13 +3,17 @@
 Every change makes a new immutable version and is one transaction: embeddings and
 adaptation are computed first, then all rows are written and committed together, so
 a failure leaves nothing behind, and no connection or lock is held while the encoder
-works (``UnitOfWork.pause``). Two changes of one task never both land: the task row's
-version is checked when it is written (optimistic concurrency), so the one that read
-an older version gets 409."""
+works (``UnitOfWork.pause``). Two changes of one task never both land on one version:
+the task row's version is checked when it is written (optimistic concurrency). Appends
+and removals commute, so the one that read an older version is rebased: read again,
+adapted again on the version the other made, and written (``rebased_on_conflict``);
+rollbacks and renames that lose the race get 409. This works across processes on one
+database, since the check is the database's own."""
 
 from __future__ import annotations
 
 import functools
+import random
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -53,6 +57,31 @@ def conflicts_are_409(method: Method) -> Method:
     return guarded  # type: ignore[return-value]
 
 
+REBASE_ATTEMPTS = 200
+
+
+def rebased_on_conflict(method: Method) -> Method:
+    """For changes that commute (appends, removals): a concurrent writer that got there
+    first rolls this attempt back and the change is made again on the newer version, up
+    to ``REBASE_ATTEMPTS`` times (then 409). Nothing of a lost attempt was committed."""
+
+    @functools.wraps(method)
+    def rebased(self: "TaskService", *args: Any, **kwargs: Any) -> Any:
+        try:
+            for attempt in range(REBASE_ATTEMPTS):
+                try:
+                    return method(self, *args, **kwargs)
+                except (IntegrityError, StaleDataError):
+                    self.uow.session.rollback()
+                    self.rebasing = True
+                    time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 10)))
+            raise Conflict("the task was changed by too many concurrent requests; retry")
+        finally:
+            self.rebasing = False
+
+    return rebased  # type: ignore[return-value]
+
+
 @dataclass(frozen=True)
 class TaskView:
     id: str
@@ -80,6 +109,7 @@ class TaskService:
         self.settings = settings
         self.builder = AdapterBuilder(engine, self.tasks)
         self.limits = Limits(settings)
+        self.rebasing = False  # set while a change is made again after losing a race
 
     # --- commands ---------------------------------------------------------------
     def create(self, tenant_id: str, name: str, change: Change, oos_threshold: float | None = None,
@@ -105,7 +135,7 @@ class TaskService:
         self._cache(task, row, adapter)
         return self._view(task, row)
 
-    @conflicts_are_409
+    @rebased_on_conflict
     def append(self, tenant_id: str, task_id: str, change: Change) -> TaskView:
         """Continual update: adapts from the current adapter, with the proximal pull toward it.
         New unlabelled texts move every label's starting prototype, so that change is
@@ -128,7 +158,7 @@ class TaskService:
         self.tasks.save_examples(added)
         return self._commit_version(task, version, content, adapter, _ms_since(started), "append", current.version)
 
-    @conflicts_are_409
+    @rebased_on_conflict
     def remove(self, tenant_id: str, task_id: str, example_ids: Sequence[int], labels: Sequence[str],
                unlabelled: bool = False) -> TaskView:
         """A new version without these examples and labels (and, with ``unlabelled``,
@@ -139,6 +169,8 @@ class TaskService:
         current = self._version(task, task.version)
         old = self._content(task, current)
         unknown = sorted(set(example_ids) - {row.number for row in old.examples})
+        if unknown and self.rebasing:
+            raise Conflict(f"examples {unknown[:10]} were removed by a concurrent change")
         if unknown:
             raise NotFound(f"examples not in version {current.version}: {unknown[:10]}")
         missing = sorted(set(labels) - set(old.labels))
