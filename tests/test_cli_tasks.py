@@ -1,6 +1,6 @@
 """``fewshot tasks ...`` / ``fewshot tenants create``: the CLI against the in-process app.
 
-The commands build their client with ``app.cli_tasks.make_client``; the fixture swaps it
+The commands build their client with ``app.cli.tasks.make_client``; the fixture swaps it
 for one that sends the requests through the test's TestClient (URL and keys are still
 resolved from the options and the environment by the real code)."""
 
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app import cli_tasks
+from app.cli import tasks as cli_tasks
 from app.cli import build_parser, main
 from app.client import FewShotClient
 from tests.helpers import ADMIN_KEY, SYNTHETIC, SYNTHETIC_QUERIES, UNLABELLED_POOL, examples

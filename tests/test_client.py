@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import httpx
@@ -262,9 +260,3 @@ def test_a_passed_in_http_client_is_not_closed(client: TestClient) -> None:
     assert not client.is_closed
     assert client.get("/healthz").status_code == 200
 
-
-def test_importing_the_client_stays_light() -> None:
-    code = ("import sys, app.client; "
-            "print(sorted(m for m in ('torch', 'fastapi', 'sqlalchemy', 'app.main', 'models') if m in sys.modules))")
-    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert output.strip() == "[]"

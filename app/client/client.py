@@ -28,8 +28,8 @@ from typing import Any
 
 import httpx
 
-from app import client_requests as req
-from app.client_types import (
+from app.client import bodies as req
+from app.client.shapes import (
     ApiKeyInfo,
     EvaluateResult,
     Example,

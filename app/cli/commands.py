@@ -1,4 +1,4 @@
-"""The ``fewshot`` command line."""
+"""The ``fewshot`` command: its parser, ``serve`` and ``migrate``; the other commands live beside it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from app import cli_meta
+from app.cli import meta as cli_meta
 
 
 def _positive_int(text: str) -> int:
@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bars")
     evaluate.set_defaults(run=cli_meta.evaluate)
 
-    from app.cli_tasks import add_client_commands  # tasks, tenants, health: the HTTP API via app.client
+    from app.cli.tasks import add_client_commands  # tasks, tenants, health: the HTTP API via app.client
 
     add_client_commands(commands)
     return parser
@@ -242,6 +242,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from app.client_types import ExampleLike, Labels
+from app.client.shapes import ExampleLike, Labels
 
 _ID = re.compile(r"[A-Za-z0-9_.~-]+")
 

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from app.cli_input import InputError, read_examples, read_json, read_labels, read_texts
+from app.cli.inputs import InputError, read_examples, read_json, read_labels, read_texts
 
 if TYPE_CHECKING:
     from app.client import FewShotClient
