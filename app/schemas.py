@@ -43,6 +43,32 @@ class ErrorBody(BaseModel):
     detail: object = Field(description="what went wrong, for people")
 
 
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    400: "the body could not be read: it is not JSON encoded as UTF-8 (invalid_body)",
+    401: "no API key, or one that is not valid (WWW-Authenticate: Bearer)",
+    403: "the call needs the admin key",
+    404: "no such resource (or it belongs to another tenant)",
+    409: "a concurrent change conflicts with this one (see the detail); retry",
+    412: "If-Match names a version other than the task's current one",
+    413: "the body or a value is over a limit (FEWSHOT_MAX_*)",
+    422: "the body or a parameter is not valid (validation_error)",
+    429: "the tenant's request rate is over its limit (Retry-After)",
+    503: "overloaded, or the database does not answer (Retry-After)",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, object]]:
+    """OpenAPI ``responses`` for these error statuses, each with the ``{"error", "detail"}``
+    body, so that every status an operation can answer is in the document."""
+    return {code: {"model": ErrorBody, "description": ERROR_DESCRIPTIONS[code]} for code in codes}
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "starting", "database_unavailable"]
+    encoder: str | None = Field(None, description="the encoder's fingerprint (when ok)")
+    device: str | None = Field(None, description="where the encoder runs (when ok)")
+
+
 class TenantCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: Name

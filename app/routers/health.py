@@ -1,3 +1,5 @@
+"""``GET /healthz``: readiness, for load balancers and orchestrators."""
+
 from __future__ import annotations
 
 import logging
@@ -8,12 +10,16 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.errors import DatabaseUnavailable
+from app.schemas import HealthOut, error_responses
 
 router = APIRouter(tags=["health"])
 log = logging.getLogger("fewshot")
 
 
-@router.get("/healthz", summary="200 when the encoder is loaded and the database answers, else 503")
+@router.get("/healthz", summary="200 when the encoder is loaded and the database answers, else 503",
+            responses={200: {"model": HealthOut}, 503: {"model": HealthOut, "description": "starting, or the database "
+                                                                        "does not answer (Retry-After)"},
+                       **error_responses(400, 413)})
 def healthz(request: Request) -> JSONResponse:
     """Readiness: ``{"status": "ok", ...}``; 503 with ``starting`` while the encoder loads,
     ``database_unavailable`` when the database does not answer ``SELECT 1``."""

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from app.deps import current_tenant, get_task_service
 from app.schemas import (
-    MAX_INT32, ErrorBody, EvaluateIn, EvaluateOut, ExampleList, ExampleOut, ExamplesAppend, ExamplesRemove,
+    MAX_INT32, EvaluateIn, EvaluateOut, ExampleList, ExampleOut, ExamplesAppend, ExamplesRemove,
     LabelScore, PredictIn, PredictionOut, PredictOut, Rollback, TaskCreate, TaskDocument, TaskList, TaskOut,
-    TaskUpdate, VersionList, VersionOut,
+    TaskUpdate, VersionList, VersionOut, error_responses,
 )
 from app.services.changes import Change
 from app.services.tasks import UNSET, TaskService, as_utc
@@ -19,12 +19,7 @@ from app.services.tasks import UNSET, TaskService, as_utc
 router = APIRouter(
     prefix="/v1/tasks",
     tags=["tasks"],
-    responses={
-        401: {"model": ErrorBody}, 404: {"model": ErrorBody}, 409: {"model": ErrorBody, "description": "a concurrent change won"},
-        413: {"model": ErrorBody}, 422: {"model": ErrorBody},
-        429: {"model": ErrorBody, "description": "the tenant's request rate is over its limit (Retry-After)"},
-        503: {"model": ErrorBody, "description": "overloaded, or the database does not answer (Retry-After)"},
-    },
+    responses=error_responses(400, 401, 404, 409, 413, 422, 429, 503),
 )
 Tenant = Annotated[str, Depends(current_tenant)]
 Tasks = Annotated[TaskService, Depends(get_task_service)]

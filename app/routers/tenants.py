@@ -9,12 +9,13 @@ from fastapi import APIRouter, Depends, Path, Query, Response
 
 from app.deps import get_tenant_service, require_admin
 from app.schemas import (
-    MAX_INT32, ApiKeyCreated, ApiKeyList, ApiKeyOut, ErrorBody, TenantCreate, TenantCreated, TenantList, TenantOut,
+    MAX_INT32, ApiKeyCreated, ApiKeyList, ApiKeyOut, TenantCreate, TenantCreated, TenantList, TenantOut,
+    error_responses,
 )
 from app.services.tenants import TenantService
 
 router = APIRouter(prefix="/v1/tenants", tags=["tenants"], dependencies=[Depends(require_admin)],
-                   responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 404: {"model": ErrorBody}})
+                   responses=error_responses(400, 401, 403, 404, 413, 422, 503))
 Tenants = Annotated[TenantService, Depends(get_tenant_service)]
 
 
