@@ -10,7 +10,7 @@ data set's real out-of-scope texts when it has them (CLINC150's ``oos_valid`` an
 ``oos_train``, which training never uses), else with the last quarter of each episode's
 classes stripped of their support to play unknown intents. The second is only a proxy: on
 CLINC150 it rose steadily during a LoRA run while the AUROC on real out-of-scope texts fell
-(see docs/benchmarks.md, fifth session).
+(measured in docs/benchmarks.md).
 
 Calibration is the Meta-SGD stage (Li et al. 2017): with the (possibly adapted)
 encoder frozen, learn log learning rate / log proximal / log scale by second-order
