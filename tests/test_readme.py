@@ -1,7 +1,7 @@
 """The documentation: README.md is a short landing page that starts with the two commands,
 docs/operations.md documents every setting and nothing that is not one, the command line
-client's table lists every command, and every relative link of README.md and docs/*.md
-reaches an existing file (and heading)."""
+client's table lists every command, docs/meta-training.md every shipped checkpoint, and
+every relative link of README.md and docs/*.md reaches an existing file (and heading)."""
 
 from __future__ import annotations
 
@@ -50,6 +50,14 @@ def test_the_command_line_client_table_lists_every_command() -> None:
         documented = set(re.findall(rf"`fewshot {group} ([a-z-]+)|`{group} ([a-z-]+) ", section))
         documented = {a or b for a, b in documented} - {"COMMAND"}
         assert documented == set(_subcommands(_subcommands(build_parser())[group])), group
+
+
+def test_every_shipped_checkpoint_is_listed() -> None:
+    text = (DOCS / "meta-training.md").read_text()
+    section = text[text.index("## Shipped checkpoints"):].split("\n## ")[0]
+    shipped = {d.name for d in (ROOT / "models" / "checkpoints").iterdir() if (d / "manifest.json").is_file()}
+    assert shipped, "no shipped checkpoints found"
+    assert {name for name in shipped if f"`{name}`" not in section} == set()
 
 
 def _slug(heading: str) -> str:
