@@ -56,6 +56,12 @@ class Conflict(DomainError):
     status_code, code = 409, "conflict"
 
 
+class PreconditionFailed(DomainError):
+    """``If-Match`` named a version of the task other than its current one."""
+
+    status_code, code = 412, "precondition_failed"
+
+
 class Overloaded(DomainError):
     status_code, code, retry_after = 503, "overloaded", "1"
 

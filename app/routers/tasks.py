@@ -5,16 +5,17 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 
 from app.deps import current_tenant, get_task_service
+from app.errors import InvalidInput
 from app.schemas import (
     MAX_INT32, EvaluateIn, EvaluateOut, ExampleList, ExampleOut, ExamplesAppend, ExamplesRemove,
     LabelScore, PredictIn, PredictionOut, PredictOut, Rollback, TaskCreate, TaskDocument, TaskList, TaskOut,
     TaskUpdate, VersionList, VersionOut, error_responses,
 )
 from app.services.changes import Change
-from app.services.tasks import UNSET, TaskService, as_utc
+from app.services.tasks import UNSET, TaskService, TaskView, as_utc
 
 router = APIRouter(
     prefix="/v1/tasks",
@@ -23,6 +24,31 @@ router = APIRouter(
 )
 Tenant = Annotated[str, Depends(current_tenant)]
 Tasks = Annotated[TaskService, Depends(get_task_service)]
+PINNED = error_responses(412)
+IF_MATCH_HELP = ('the version the change expects the task to be at, e.g. "3" (the ETag of GET /v1/tasks/{task_id}); '
+                 "another current version is 412 and nothing changes. Without it, appends and removals are made "
+                 "on whatever version is current. * matches any version")
+
+
+def expected_version(if_match: Annotated[str | None, Header(alias="If-Match", description=IF_MATCH_HELP)] = None
+                     ) -> int | None:
+    """The version ``If-Match`` names: ``3``, ``"3"`` or ``W/"3"``; ``*`` (or no header) is None."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    tag = if_match.strip().removeprefix("W/").strip('"')
+    if not (tag.isascii() and tag.isdigit() and 1 <= int(tag) <= MAX_INT32):
+        raise InvalidInput(f"If-Match must be one task version such as \"3\" (or *), not {if_match[:40]!r}")
+    return int(tag)
+
+
+Expected = Annotated[int | None, Depends(expected_version)]
+
+
+def _tagged(view: TaskView, response: Response) -> TaskOut:
+    """The task as a body, with its version as the ETag that ``If-Match`` takes back."""
+    out = TaskOut(**asdict(view))
+    response.headers["ETag"] = f'"{out.version}"'
+    return out
 
 
 def _change(body: TaskCreate | TaskDocument | ExamplesAppend) -> Change:
@@ -56,27 +82,30 @@ def list_tasks(
     return TaskList(tasks=[TaskOut(**asdict(view)) for view in views], total=total)
 
 
-@router.get("/{task_id}", response_model=TaskOut, summary="One task (its current version)")
-def get_task(task_id: str, tenant: Tenant, tasks: Tasks) -> TaskOut:
-    return TaskOut(**asdict(tasks.get(tenant, task_id)))
+@router.get("/{task_id}", response_model=TaskOut, summary="One task (its current version; ETag: the version)")
+def get_task(task_id: str, tenant: Tenant, tasks: Tasks, response: Response) -> TaskOut:
+    return _tagged(tasks.get(tenant, task_id), response)
 
 
-@router.patch("/{task_id}", response_model=TaskOut, summary="Rename, or set/clear the out-of-scope threshold override")
-def update_task(task_id: str, body: TaskUpdate, tenant: Tenant, tasks: Tasks) -> TaskOut:
+@router.patch("/{task_id}", response_model=TaskOut, responses=PINNED,
+              summary="Rename, or set/clear the out-of-scope threshold override")
+def update_task(task_id: str, body: TaskUpdate, tenant: Tenant, tasks: Tasks, expected: Expected,
+                response: Response) -> TaskOut:
     threshold = body.oos_threshold if "oos_threshold" in body.model_fields_set else UNSET
-    return TaskOut(**asdict(tasks.update(tenant, task_id, body.name, threshold)))
+    return _tagged(tasks.update(tenant, task_id, body.name, threshold, expected=expected), response)
 
 
-@router.delete("/{task_id}", status_code=204, summary="Delete a task, its examples and versions")
-def delete_task(task_id: str, tenant: Tenant, tasks: Tasks) -> Response:
-    tasks.delete(tenant, task_id)
+@router.delete("/{task_id}", status_code=204, responses=PINNED, summary="Delete a task, its examples and versions")
+def delete_task(task_id: str, tenant: Tenant, tasks: Tasks, expected: Expected) -> Response:
+    tasks.delete(tenant, task_id, expected=expected)
     return Response(status_code=204)
 
 
-@router.post("/{task_id}/examples", response_model=TaskOut,
+@router.post("/{task_id}/examples", response_model=TaskOut, responses=PINNED,
              summary="Add examples, labels, out-of-scope or unlabelled texts: a new version, adapted from the current one")
-def append_examples(task_id: str, body: ExamplesAppend, tenant: Tenant, tasks: Tasks) -> TaskOut:
-    return TaskOut(**asdict(tasks.append(tenant, task_id, _change(body))))
+def append_examples(task_id: str, body: ExamplesAppend, tenant: Tenant, tasks: Tasks, expected: Expected,
+                    response: Response) -> TaskOut:
+    return _tagged(tasks.append(tenant, task_id, _change(body), expected=expected), response)
 
 
 @router.get("/{task_id}/examples", response_model=ExampleList, summary="The examples of a version, with their ids")
@@ -89,9 +118,12 @@ def list_examples(task_id: str, tenant: Tenant, tasks: Tasks,
     return ExampleList(version=number, examples=examples, label_descriptions=descriptions)
 
 
-@router.post("/{task_id}/remove", response_model=TaskOut, summary="Remove examples or whole labels: a new version")
-def remove_examples(task_id: str, body: ExamplesRemove, tenant: Tenant, tasks: Tasks) -> TaskOut:
-    return TaskOut(**asdict(tasks.remove(tenant, task_id, body.example_ids, body.labels, body.unlabelled)))
+@router.post("/{task_id}/remove", response_model=TaskOut, responses=PINNED,
+             summary="Remove examples or whole labels: a new version")
+def remove_examples(task_id: str, body: ExamplesRemove, tenant: Tenant, tasks: Tasks, expected: Expected,
+                    response: Response) -> TaskOut:
+    view = tasks.remove(tenant, task_id, body.example_ids, body.labels, body.unlabelled, expected=expected)
+    return _tagged(view, response)
 
 
 @router.get("/{task_id}/versions", response_model=VersionList, summary="All versions of a task")
@@ -104,10 +136,11 @@ def list_versions(task_id: str, tenant: Tenant, tasks: Tasks) -> VersionList:
     ])
 
 
-@router.post("/{task_id}/rollback", response_model=TaskOut,
+@router.post("/{task_id}/rollback", response_model=TaskOut, responses=PINNED,
              summary="Make a new version with the content of an earlier one")
-def rollback(task_id: str, body: Rollback, tenant: Tenant, tasks: Tasks) -> TaskOut:
-    return TaskOut(**asdict(tasks.rollback(tenant, task_id, body.version)))
+def rollback(task_id: str, body: Rollback, tenant: Tenant, tasks: Tasks, expected: Expected,
+             response: Response) -> TaskOut:
+    return _tagged(tasks.rollback(tenant, task_id, body.version, expected=expected), response)
 
 
 @router.post("/{task_id}/predict", response_model=PredictOut, summary="Classify texts with the task's adapter")

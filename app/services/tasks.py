@@ -7,79 +7,36 @@ works (``UnitOfWork.pause``). Two changes of one task never both land on one ver
 the task row's version is checked when it is written (optimistic concurrency). Appends
 and removals commute, so the one that read an older version is rebased: read again,
 adapted again on the version the other made, and written (``rebased_on_conflict``);
-rollbacks and renames that lose the race get 409. This works across processes on one
-database, since the check is the database's own."""
+rollbacks and renames that lose the race get 409. A caller that names the version it
+expects (``expected``, the HTTP ``If-Match``) gets 412 instead of any rebase whenever the
+task is at another version, when it is read or when it is written. This works across
+processes on one database, since the check is the database's own."""
 
 from __future__ import annotations
 
-import functools
-import random
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, TypeVar
 
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
+from sqlalchemy.orm.exc import ObjectDeletedError
 
 from app.db.session import UnitOfWork
 from app.db.tables import AdapterVersion, Example, Task, as_utc
-from app.errors import Conflict, InvalidInput, LimitExceeded, NotFound
+from app.errors import Conflict, InvalidInput, LimitExceeded, NotFound, PreconditionFailed
 from app.metrics import PREDICTED_TEXTS
 from app.repositories.tasks import TaskRepository
 from app.services.changes import Change, Limits
 from app.services.content import AdapterBuilder, VersionContent
 from app.services.engine import AdaptationEngine
+from app.services.races import conflicts_are_409, rebased_on_conflict
 from app.settings import Settings
 from models.adapter import ADAPTER_FORMAT_VERSION, Adapter
 from models.classifier import Prediction
 from models.metrics import classification_report
 
 UNSET = object()
-Method = TypeVar("Method", bound=Callable[..., Any])
-
-
-def conflicts_are_409(method: Method) -> Method:
-    """A concurrent writer that got there first shows up at a flush or at the commit as a
-    ``StaleDataError`` (the task's version is no longer the one this request read) or an
-    ``IntegrityError`` (version numbers are unique per task; a task deleted meanwhile
-    takes its rows' foreign key with it). The request fails whole with 409, to be retried."""
-
-    @functools.wraps(method)
-    def guarded(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(*args, **kwargs)
-        except (IntegrityError, StaleDataError) as error:
-            raise Conflict("the task was changed by a concurrent request; retry") from error
-
-    return guarded  # type: ignore[return-value]
-
-
-REBASE_ATTEMPTS = 200
-
-
-def rebased_on_conflict(method: Method) -> Method:
-    """For changes that commute (appends, removals): a concurrent writer that got there
-    first rolls this attempt back and the change is made again on the newer version, up
-    to ``REBASE_ATTEMPTS`` times (then 409). Nothing of a lost attempt was committed."""
-
-    @functools.wraps(method)
-    def rebased(self: "TaskService", *args: Any, **kwargs: Any) -> Any:
-        try:
-            for attempt in range(REBASE_ATTEMPTS):
-                try:
-                    return method(self, *args, **kwargs)
-                except (IntegrityError, StaleDataError):
-                    self.uow.session.rollback()
-                    self.rebasing = True
-                    time.sleep(random.uniform(0, 0.002 * min(attempt + 1, 10)))
-            raise Conflict("the task was changed by too many concurrent requests; retry")
-        finally:
-            self.rebasing = False
-
-    return rebased  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -136,14 +93,14 @@ class TaskService:
         return self._view(task, row)
 
     @rebased_on_conflict
-    def append(self, tenant_id: str, task_id: str, change: Change) -> TaskView:
+    def append(self, tenant_id: str, task_id: str, change: Change, *, expected: int | None = None) -> TaskView:
         """Continual update: adapts from the current adapter, with the proximal pull toward it.
         New unlabelled texts move every label's starting prototype, so that change is
         adapted afresh instead."""
         if not change:
             raise InvalidInput("nothing to add: give examples, labels, out_of_scope or unlabelled texts")
         self.limits.check_change(change)
-        task = self._task(tenant_id, task_id, for_update=True)
+        task = self._task(tenant_id, task_id, for_update=True, expected=expected)
         current = self._version(task, task.version)
         version = self._next_version(task)
         previous = self.adapter(task, current)
@@ -160,12 +117,12 @@ class TaskService:
 
     @rebased_on_conflict
     def remove(self, tenant_id: str, task_id: str, example_ids: Sequence[int], labels: Sequence[str],
-               unlabelled: bool = False) -> TaskView:
+               unlabelled: bool = False, *, expected: int | None = None) -> TaskView:
         """A new version without these examples and labels (and, with ``unlabelled``,
         without any unlabelled text), adapted afresh."""
         if not (example_ids or labels or unlabelled):
             raise InvalidInput("nothing to remove: give example_ids, labels or unlabelled: true")
-        task = self._task(tenant_id, task_id, for_update=True)
+        task = self._task(tenant_id, task_id, for_update=True, expected=expected)
         current = self._version(task, task.version)
         old = self._content(task, current)
         unknown = sorted(set(example_ids) - {row.number for row in old.examples})
@@ -197,9 +154,9 @@ class TaskService:
         return self._commit_version(task, version, content, adapter, ms, "remove", current.version)
 
     @conflicts_are_409
-    def rollback(self, tenant_id: str, task_id: str, to_version: int) -> TaskView:
+    def rollback(self, tenant_id: str, task_id: str, to_version: int, *, expected: int | None = None) -> TaskView:
         """A new version with exactly the content (and adapter) of an earlier one."""
-        task = self._task(tenant_id, task_id, for_update=True)
+        task = self._task(tenant_id, task_id, for_update=True, expected=expected)
         target = self._version(task, to_version)
         version = self._next_version(task)
         row = AdapterVersion(
@@ -216,9 +173,10 @@ class TaskService:
         return self._view(task, row)
 
     @conflicts_are_409
-    def update(self, tenant_id: str, task_id: str, name: str | None, oos_threshold: object = UNSET) -> TaskView:
+    def update(self, tenant_id: str, task_id: str, name: str | None, oos_threshold: object = UNSET, *,
+               expected: int | None = None) -> TaskView:
         """Rename, or set/clear the task's out-of-scope threshold override (not versioned)."""
-        task = self._task(tenant_id, task_id, for_update=True)
+        task = self._task(tenant_id, task_id, for_update=True, expected=expected)
         if name is not None:
             task.name = name
         if oos_threshold is not UNSET:
@@ -228,8 +186,8 @@ class TaskService:
         return self._view(task, self._version(task, task.version))
 
     @conflicts_are_409
-    def delete(self, tenant_id: str, task_id: str) -> None:
-        task = self._task(tenant_id, task_id)
+    def delete(self, tenant_id: str, task_id: str, *, expected: int | None = None) -> None:
+        task = self._task(tenant_id, task_id, expected=expected)
         self.tasks.delete(task)
         self.uow.commit()
         self.engine.cache.discard_where(lambda key: key[0] == task_id)
@@ -379,10 +337,14 @@ class TaskService:
         return VersionContent(self.tasks.examples_by_ids(task.id, row.example_ids or []),
                               dict(row.label_descriptions or {}))
 
-    def _task(self, tenant_id: str, task_id: str, for_update: bool = False) -> Task:
+    def _task(self, tenant_id: str, task_id: str, for_update: bool = False, expected: int | None = None) -> Task:
+        """The tenant's task; with ``expected``, only while that is its current version (412)."""
         task = self.tasks.get(tenant_id, task_id, for_update=for_update)
         if task is None:
             raise NotFound(f"task {task_id} not found")
+        if expected is not None and task.version != expected:
+            raise PreconditionFailed(f"the task is at version {task.version}, not {expected} (If-Match); "
+                                     "read it again and decide whether to make the change")
         return task
 
     def _version(self, task: Task, version: int) -> AdapterVersion:

@@ -45,10 +45,17 @@ def test_every_operation_documents_the_statuses_every_request_can_get(app: FastA
     assert problems == []
 
 
-def test_admin_operations_document_403(app: FastAPI) -> None:
-    missing = [f"{method} {path}" for method, path, op in _operations(app)
-               if path.startswith("/v1/tenants") and "403" not in op["responses"]]
-    assert missing == []
+def test_admin_operations_document_403_and_task_changes_document_409_and_412(app: FastAPI) -> None:
+    problems = []
+    for method, path, op in _operations(app):
+        if path.startswith("/v1/tenants") and "403" not in op["responses"]:
+            problems.append(f"{method} {path} 403")
+        if path.startswith("/v1/tasks/{task_id}") and method in ("POST", "PATCH", "DELETE") \
+                and not path.endswith(("/predict", "/evaluate")):
+            problems += [f"{method} {path} {code}" for code in (409, 412) if str(code) not in op["responses"]]
+            if not any(p["name"] == "If-Match" and p["in"] == "header" for p in op.get("parameters", [])):
+                problems.append(f"{method} {path} If-Match")
+    assert problems == []
 
 
 def test_a_body_that_is_not_utf8_gets_a_documented_400_from_every_operation_with_a_body(
