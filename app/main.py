@@ -28,8 +28,9 @@ from app.ratelimit import TokenBuckets
 from app.routers import health, tasks, tenants
 from app.services.engine import AdaptationEngine
 from app.settings import Settings
-from models.checkpoint import build_encoder, resolve_checkpoint
+from models.checkpoint import build_encoder, checkpoint_for_encoder, resolve_checkpoint
 from models.encoder import TextEncoder
+from models.encoder_registry import resolve_encoder
 from models.inner_loop import InnerLoopConfig
 
 log = logging.getLogger("fewshot")
@@ -68,11 +69,17 @@ class BodySizeLimit:
 
 
 def _load_engine(settings: Settings, encoder: TextEncoder | None) -> AdaptationEngine:
-    checkpoint = resolve_checkpoint(settings.checkpoint)
     if encoder is None:
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
-        encoder = build_encoder(settings.encoder, checkpoint, settings.device, settings.encoder_batch_size)
+        model_dir = resolve_encoder(settings.encoder, settings.encoder_cache)
+        checkpoint = checkpoint_for_encoder(settings.checkpoint, model_dir)
+        if checkpoint is None and settings.checkpoint.lower() == "default":
+            log.info("FEWSHOT_CHECKPOINT=default: no checkpoint is shipped for encoder %s; serving it bare",
+                     settings.encoder or "all-MiniLM-L6-v2")
+        encoder = build_encoder(str(model_dir), checkpoint, settings.device, settings.encoder_batch_size)
+    else:
+        checkpoint = resolve_checkpoint(settings.checkpoint)
     learned = checkpoint.inner_loop if checkpoint else InnerLoopConfig()
     return AdaptationEngine(
         encoder,

@@ -22,8 +22,12 @@ class Settings(BaseSettings):
     auto_migrate: bool = Field(True, description="run `alembic upgrade head` at start")
     admin_key: SecretStr | None = None
     metrics_key: SecretStr | None = Field(None, description="when set, GET /metrics needs 'Authorization: Bearer <key>'")
-    encoder: str | None = Field(None, description="sentence-transformers directory; default: the packaged MiniLM")
-    checkpoint: str = Field("default", description="meta-trained checkpoint dir, `default` (shipped) or `none`")
+    encoder: str | None = Field(None, description="`all-MiniLM-L6-v2` (packaged, the default), `all-mpnet-base-v2` "
+                                "(the mpnet extra) or a sentence-transformers directory")
+    encoder_cache: str | None = Field(None, description="where all-mpnet-base-v2 is unpacked on first use; "
+                                      "default: ~/.cache/fewshot/encoders")
+    checkpoint: str = Field("default", description="meta-trained checkpoint dir, `default` (the one shipped for the "
+                                                "encoder, if any) or `none`")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     encoder_batch_size: int = Field(64, ge=1, le=4096)
     torch_threads: int | None = Field(None, ge=1, description="CPU threads for torch; default: all cores")

@@ -133,6 +133,29 @@ def resolve_checkpoint(setting: str | None) -> Checkpoint | None:
     return load_checkpoint(setting)
 
 
+def checkpoint_for_encoder(setting: str | None, encoder_dir: str | Path | None) -> Checkpoint | None:
+    """The checkpoint ``setting`` names, checked against the encoder at ``encoder_dir``.
+
+    ``default`` means the checkpoint shipped for that encoder: the shipped one belongs to
+    the packaged MiniLM, so with another encoder there is none and the encoder runs bare
+    (None). An explicit checkpoint meta-trained on another encoder is refused: neither its
+    weight changes nor its learned inner loop fit another embedding space.
+    """
+    checkpoint = resolve_checkpoint(setting)
+    expected = checkpoint.manifest.get("base_encoder_sha256") if checkpoint is not None else None
+    if checkpoint is None or not expected:
+        return checkpoint
+    actual = weights_sha256(Path(encoder_dir) if encoder_dir else packaged_encoder_path())
+    if actual == expected:
+        return checkpoint
+    if setting is not None and setting.lower() == "default":
+        return None
+    raise ValueError(f"checkpoint {checkpoint.path} belongs to base encoder "
+                     f"{checkpoint.manifest.get('base_encoder', 'unnamed')} (weights sha256 {expected[:12]}…), not to "
+                     f"the encoder at {encoder_dir or packaged_encoder_path()} ({actual[:12]}…): use checkpoint "
+                     f"`none`, or one meta-trained on this encoder")
+
+
 def build_encoder(
     encoder_dir: str | None, checkpoint: Checkpoint | None, device: str = "auto", batch_size: int = 64
 ) -> TransformerEncoder:

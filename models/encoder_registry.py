@@ -126,6 +126,15 @@ def assemble(spec: dict, target: Path, parts: list[Path]) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def source_name(name: str | None) -> str:
+    """The name a checkpoint manifest records for the encoder ``name`` (a registry name or a directory)."""
+    if not name or name.removeprefix("sentence-transformers/").lower() == DEFAULT_ENCODER.lower():
+        return f"sentence-transformers/{DEFAULT_ENCODER}"
+    specs = {key.lower(): spec for key, spec in split_zip_encoders().items()}
+    spec = specs.get(name.removeprefix("sentence-transformers/").lower())
+    return spec["source"] if spec else Path(name).name
+
+
 def resolve_encoder(name: str | None, cache_root: str | Path | None = None,
                     locate: Callable[[dict], list[Path]] | None = None) -> Path:
     """The model directory for an encoder name (or a directory path); assembles on first use."""

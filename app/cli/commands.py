@@ -188,8 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     meta.add_argument("--search", choices=("random", "tpe"), default=None, help="Optuna hyperparameter search")
     meta.add_argument("--trials", type=_positive_int, default=8, help="--search: meta-training runs to try")
     meta.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
-    meta.add_argument("--encoder-dir", default=None, help="base encoder folder (unset: the packaged MiniLM)")
-    meta.add_argument("--encoder-name", default="sentence-transformers/all-MiniLM-L6-v2", help="the base encoder's name, for the manifest")
+    meta.add_argument("--encoder-dir", default=None, metavar="NAME|DIR",
+                      help="base encoder: all-MiniLM-L6-v2, all-mpnet-base-v2 or a folder (unset: the packaged MiniLM)")
+    meta.add_argument("--encoder-name", default=None, help="the base encoder's name, for the manifest (unset: from --encoder-dir)")
     meta.add_argument("--cache-dir", default="runs/cache", help="cached lower-layer token states")
     meta.add_argument("--no-progress", action="store_true", help="no progress bars")
     meta.set_defaults(run=cli_meta.meta_train, command_parser=meta)
@@ -215,7 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="also add the figures to each checkpoint's manifest.json (rewrites that file)")
     evaluate.add_argument("--no-record", dest="record", action="store_false", help=argparse.SUPPRESS)  # the default
     evaluate.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
-    evaluate.add_argument("--encoder-dir", default=None, help="base encoder folder (unset: the packaged MiniLM)")
+    evaluate.add_argument("--encoder-dir", default=None, metavar="NAME|DIR",
+                          help="base encoder: all-MiniLM-L6-v2, all-mpnet-base-v2 or a folder (unset: the packaged MiniLM)")
     evaluate.add_argument("--cache-dir", default="runs/cache", help="cached embeddings")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bars")
     evaluate.set_defaults(run=cli_meta.evaluate)

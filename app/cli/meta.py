@@ -53,6 +53,7 @@ def _meta_train_into(args: argparse.Namespace, out: Path) -> int:
     import torch
 
     from models.encoder import TransformerEncoder, weights_sha256
+    from models.encoder_registry import resolve_encoder, source_name
     from models.inner_loop import InnerLoopConfig
     from models.meta.data import load_meta_dataset
     from models.meta.layer_mix import LayerMixModel, cached_pooled_layers
@@ -65,7 +66,7 @@ def _meta_train_into(args: argparse.Namespace, out: Path) -> int:
     from models.meta.distributed import finish, init_from_environment, rank_and_size
 
     torch.manual_seed(args.seed)
-    encoder = TransformerEncoder(args.encoder_dir, device=args.device)
+    encoder = TransformerEncoder(resolve_encoder(args.encoder_dir), device=args.device)
     if init_from_environment(encoder.device) and args.search:
         print("error: --search runs its trials one after another; start it without torchrun", file=sys.stderr)
         finish()
@@ -112,7 +113,7 @@ def _meta_train_into(args: argparse.Namespace, out: Path) -> int:
                                     val_datasets=val_datasets or None)
         changed = model.trains_encoder and metrics["best_step"] > 0
         manifest = build_manifest(
-            base_encoder=args.encoder_name, base_sha256=base_sha, datasets=[d.provenance for d in datasets],
+            base_encoder=args.encoder_name or source_name(args.encoder_dir), base_sha256=base_sha, datasets=[d.provenance for d in datasets],
             algorithm=run.algorithm, hyperparameters=asdict(run), inner_loop=metrics["inner_loop"],
             lora=model.lora_manifest() if changed else None, metrics=metrics, max_length=encoder.max_length,
             layer_mix=model.layer_mix_manifest() if changed and run.layer_mix else None,
@@ -155,17 +156,19 @@ def evaluate(args: argparse.Namespace) -> int:
     """Held-out evaluation of the bare encoder and checkpoints; refuses leaked data sets."""
     import json
 
-    from models.checkpoint import resolve_checkpoint
+    from models.checkpoint import checkpoint_for_encoder
+    from models.encoder_registry import resolve_encoder
     from models.meta.evaluation import LeakageError, check_leakage
     from models.meta.evaluation import evaluate as evaluate_checkpoints
     from models.meta.tables import markdown_table, plot_results, summary
 
     data = Path(args.data)
     checkpoints: list = [("bare", None)]
+    model_dir = resolve_encoder(args.encoder_dir)  # a name (all-mpnet-base-v2) or a folder
     for setting in args.checkpoint or []:
-        checkpoint = resolve_checkpoint(setting)  # "default": the shipped checkpoint, as the server resolves it
+        checkpoint = checkpoint_for_encoder(setting, model_dir)  # "default": the shipped one, as the server resolves it
         if checkpoint is None and setting.lower() == "default":
-            print("error: --checkpoint default: no checkpoint is shipped in this installation", file=sys.stderr)
+            print(f"error: --checkpoint default: no checkpoint is shipped for the encoder {model_dir}", file=sys.stderr)
             return 2
         if checkpoint is not None:
             checkpoints.append(("default" if setting.lower() == "default" else Path(setting).name, checkpoint))
@@ -176,7 +179,7 @@ def evaluate(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     results = evaluate_checkpoints(data, checkpoints, shots=args.shots, episodes=args.episodes, ways=args.ways, queries=args.queries,
-                       seed=args.seed, encoder_dir=args.encoder_dir, device=args.device, cache_dir=args.cache_dir,
+                       seed=args.seed, encoder_dir=str(model_dir), device=args.device, cache_dir=args.cache_dir,
                        progress=not args.no_progress)
     rows = summary(results)
     out = Path(args.out or f"runs/eval/{data.name}")
