@@ -53,6 +53,17 @@ def test_embeddings_are_unit_norm_384_d_and_deterministic(encoder: TransformerEn
     torch.testing.assert_close(encoder.encode([texts[1]])[0], first[1], atol=1e-5, rtol=1e-4)
 
 
+def test_length_buckets_give_the_embeddings_of_one_padded_batch(encoder: TransformerEncoder) -> None:
+    """Cutting a request into tight length buckets changes only float noise, in any order."""
+    texts = ["hi", "how do i activate my new card?", "my card is lost", "x " * 200, "can i get a refund",
+             "what's the exchange rate today for sending money to my sister abroad"]
+    tight = encoder.encode(texts)
+    one_batch = TransformerEncoder(device="cpu", max_padding=None).encode(texts)
+    torch.testing.assert_close(tight, one_batch, atol=1e-5, rtol=1e-4)
+    reversed_order = encoder.encode(texts[::-1])
+    torch.testing.assert_close(reversed_order, tight.flip(0), atol=1e-5, rtol=1e-4)
+
+
 def test_similar_texts_are_closer(encoder: TransformerEncoder) -> None:
     a, b, c = encoder.encode(["i lost my phone", "my mobile was stolen", "what is the exchange rate for euros"])
     assert float(a @ b) > float(a @ c)

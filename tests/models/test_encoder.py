@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models.encoder import TextEncoder, pool, resolve_device
+from models.encoder import TextEncoder, length_buckets, pool, resolve_device
 from tests.fakes import FakeEncoder
 
 
@@ -36,3 +36,30 @@ def test_fake_encoder_satisfies_the_protocol() -> None:
     assert torch.equal(embeddings, FakeEncoder().encode(["play some music", "", "play music"]))
     assert embeddings[0] @ embeddings[2] > embeddings[0] @ embeddings[1]
     assert FakeEncoder(fingerprint="other").fingerprint != encoder.fingerprint
+
+
+def test_length_buckets_sort_and_respect_the_batch_size() -> None:
+    lengths = [9, 3, 5, 3, 12, 4]
+    buckets = length_buckets(lengths, batch_size=4)
+    assert [len(b) for b in buckets] == [4, 2]
+    assert sorted(i for b in buckets for i in b) == list(range(len(lengths)))
+    flat = [lengths[i] for b in buckets for i in b]
+    assert flat == sorted(lengths)
+
+
+def test_length_buckets_cut_where_padding_would_pass_the_limit() -> None:
+    lengths = [10, 10, 10, 10, 40]
+    # padding the four 10-token texts to 40 would pad 160 + 40 for 80 real tokens
+    assert length_buckets(lengths, batch_size=64, max_padding=0.25) == [[0, 1, 2, 3], [4]]
+    assert length_buckets(lengths, batch_size=64, max_padding=None) == [[0, 1, 2, 3, 4]]
+    for bucket in length_buckets([5, 6, 7, 8, 9, 20, 21, 22, 60], 64, 0.25):
+        padded = len(bucket) * max(lengths_of(bucket, [5, 6, 7, 8, 9, 20, 21, 22, 60]))
+        assert len(bucket) == 1 or padded <= 1.25 * sum(lengths_of(bucket, [5, 6, 7, 8, 9, 20, 21, 22, 60]))
+
+
+def lengths_of(bucket: list[int], lengths: list[int]) -> list[int]:
+    return [lengths[i] for i in bucket]
+
+
+def test_length_buckets_of_nothing() -> None:
+    assert length_buckets([], batch_size=8, max_padding=0.25) == []
