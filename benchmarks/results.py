@@ -33,14 +33,15 @@ def write_result(
     data: dict[str, Any],
     *,
     summary: list[dict[str, str]] | None = None,
-    plots: list[str] | None = None,
+    plots: list[str | dict[str, str]] | None = None,
     command: str | None = None,
     order: int = 100,
 ) -> Path:
     """Write (replace) ``docs/results/<name>.json``.
 
-    ``summary`` rows (``{"figure", "value", "note"}``) feed the report's summary table;
-    ``plots`` are file names under ``docs/`` shown under the section; ``command`` overrides
+    ``summary`` rows (``{"figure", "value", "note"}``, optionally ``"topic"``, which groups
+    the row in the report's summary table) feed that table; ``plots`` are file names under
+    ``docs/`` (or ``{"file", "caption"}``) shown under the section; ``command`` overrides
     the command line of this process (for results produced by ``fewshot`` commands);
     ``order`` places the section in the report (lower first)."""
     record = {
