@@ -1,0 +1,86 @@
+"""Tables, summary rows and the plot of ``benchmarks/predict_single.py``'s result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def markdown(result: dict, plot_name: str) -> str:
+    lines = [
+        f"BANKING77 `train_10` task, checkpoint `{result['checkpoint']}`, {result['texts']} test texts per "
+        f"measurement, best of {result['rounds']} alternating rounds of the server and the reference; "
+        f"torch threads {result['torch_threads']}. The reference is a plain transformers loop over the same "
+        "model files and texts, length-sorted over the whole list, batches of the request size (at most 64); "
+        "for 1-text requests, one forward per text.",
+        "",
+        "| load (clients x texts/request) | service texts/s | raw loop texts/s | share of raw | service p50 ms | raw p50 ms | service p99 ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in result["predict"]:
+        raw = row.get("raw_texts_per_s")
+        raw_cell = "" if raw is None else f"{raw:.0f}"
+        share_cell = "" if raw is None else f"{row['share_of_raw']:.2f}x"
+        lines.append(f"| {row['load']} | {row['texts_per_s']:.0f} | {raw_cell} | {share_cell} | {row['p50_ms']} "
+                     f"| {row.get('raw_p50_ms', '')} | {row['p99_ms']} |")
+    lines += [
+        "",
+        "Time to ready: the POST of a new task over HTTP until it answers (the adapter is ready then), and "
+        "the same support set through the server's own engine (`AdaptationEngine.embed`, then `.fit`) in the "
+        "benchmark process, so embedding and adaptation are timed apart; the raw loop embeds the same texts:",
+        "",
+        "| examples | ready over HTTP ms | embedding ms | adaptation ms | embedding texts/s | raw loop texts/s | share of raw |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in result["ready"]:
+        lines.append(f"| {row['examples']} | {row['ready_ms']:.0f} | {row['embed_ms']:.0f} | {row['adapt_ms']:.0f} "
+                     f"| {row['embed_texts_per_s']:.0f} | {row['raw_texts_per_s']:.0f} | {row['embed_share_of_raw']:.2f}x |")
+    lines += ["", f"![predict throughput against the raw loop]({plot_name})"]
+    return "\n".join(lines)
+
+
+def summary_rows(result: dict) -> list[dict[str, str]]:
+    by_load = {row["load"]: row for row in result["predict"]}
+    rows = []
+    if "1x64" in by_load:
+        row = by_load["1x64"]
+        rows.append({"figure": "predict, one client, 64-text requests (CPU)",
+                     "value": f"{row['texts_per_s']:.0f} texts/s ({row['share_of_raw']:.2f}x the raw loop)",
+                     "note": "goal ≥ 0.8x"})
+    if "1x1" in by_load:
+        row = by_load["1x1"]
+        rows.append({"figure": "predict latency, one text (CPU)",
+                     "value": f"p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms (raw forward p50 {row['raw_p50_ms']} ms)",
+                     "note": ""})
+    for row in result["ready"]:
+        if row["examples"] == 770:
+            rows.append({"figure": "time to ready, 770 examples (CPU)",
+                         "value": f"{row['ready_ms'] / 1000:.2f} s over HTTP (embedding {row['embed_ms']:.0f} ms, adaptation {row['adapt_ms']:.0f} ms)", "note": ""})
+    return rows
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    rows = [row for row in result["predict"] if "raw_texts_per_s" in row]
+    names = [row["load"] for row in rows]
+    x = range(len(rows))
+    axes[0].bar([i - 0.2 for i in x], [row["texts_per_s"] for row in rows], 0.4, label="service over HTTP")
+    axes[0].bar([i + 0.2 for i in x], [row["raw_texts_per_s"] for row in rows], 0.4, label="raw loop")
+    axes[0].set_xticks(list(x), names)
+    axes[0].set(xlabel="clients x texts per request", ylabel="texts/s", title="one client: predict throughput")
+    ready = result["ready"]
+    sizes = [row["examples"] for row in ready]
+    axes[1].bar(range(len(ready)), [row["embed_ms"] for row in ready], label="embedding")
+    axes[1].bar(range(len(ready)), [row["adapt_ms"] for row in ready],
+                bottom=[row["embed_ms"] for row in ready], label="adaptation")
+    axes[1].set_xticks(range(len(ready)), [str(size) for size in sizes])
+    axes[1].set(xlabel="support examples", ylabel="ms", title="time to ready")
+    for axis in axes:
+        axis.grid(alpha=0.3, axis="y")
+        axis.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
