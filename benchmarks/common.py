@@ -1,9 +1,9 @@
-"""Shared pieces of the benchmark scripts: environment facts, a real server process,
-and appending a result section to docs/benchmarks.md."""
+"""Shared pieces of the benchmark scripts: the facts recorded with every result (hardware,
+library versions, git commit, date, command line) and a real ``fewshot serve`` process on
+loopback. Results themselves are written by :mod:`benchmarks.results`."""
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import shlex
@@ -19,7 +19,6 @@ from typing import Iterator
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-DOC = ROOT / "docs" / "benchmarks.md"
 
 
 def environment() -> dict[str, str]:
@@ -57,25 +56,6 @@ def _git_commit() -> str:
 
 def command_line() -> str:
     return "python " + " ".join(shlex.quote(arg) for arg in [os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]])
-
-
-def append_section(title: str, body_markdown: str, result: dict) -> None:
-    """Append a dated section with the command, environment and figures to the doc."""
-    env = environment()
-    lines = [
-        f"\n## {title}\n",
-        f"Command: `{command_line()}`  ",
-        f"Run: {env['date']}, commit {env['commit']}  ",
-        f"Hardware: CPU {env['cpu']}, GPU {env['gpu']}  ",
-        f"Versions: Python {env['python']}, torch {env['torch']}, transformers {env['transformers']}\n",
-        body_markdown.rstrip() + "\n",
-        "<details><summary>raw JSON</summary>\n\n```json\n" + json.dumps(result, indent=1) + "\n```\n</details>\n",
-    ]
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    if not DOC.exists():
-        DOC.write_text("# Benchmarks\n\nEvery section is appended by a script in `benchmarks/`; the command is given with each.\n")
-    with DOC.open("a") as handle:
-        handle.write("\n".join(lines))
 
 
 def free_port() -> int:

@@ -5,7 +5,10 @@ Naive loop: tokenise each batch in arrival order, pad to the batch's longest tex
 autocast (bf16 on GPU), mean-pool. Project path: length-sorted buckets, half precision
 weights on GPU, same pooling. Texts are the BANKING77 test split.
 
-    python benchmarks/encoder_throughput.py --data ../shared/data/banking77/test.jsonl
+The result replaces ``docs/results/encoder_throughput_<device>.json`` and re-renders
+docs/benchmarks.md.
+
+    python benchmarks/encoder_throughput.py --data ../shared/data/banking77/test.jsonl --min-seconds 3
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import append_section  # noqa: E402
+from benchmarks.results import write_result  # noqa: E402
 from models.data import read_jsonl  # noqa: E402
 from models.encoder import TransformerEncoder, pool  # noqa: E402
 
@@ -71,7 +74,13 @@ def main() -> int:
         table = (f"Encoder texts/s on {encoder.device} ({torch.get_num_threads()} torch threads), BANKING77 test texts, max 64 tokens.\n\n"
                  "| batch | naive HF loop | project path | speed-up |\n|---|---|---|---|\n"
                  + "\n".join(f"| {r['batch']} | {r['naive_texts_per_s']:.0f} | {r['ours_texts_per_s']:.0f} | {r['speedup']:.2f}x |" for r in rows))
-        append_section(f"Encoder ceiling ({encoder.device})", table, result)
+        at64 = next((r for r in rows if r["batch"] == 64), None)
+        summary = [{"topic": "latency and throughput", "figure": f"raw encoder texts/s on {encoder.device}, batch 64 "
+                    "(project path / naive Hugging Face loop)", "value": f"{at64['ours_texts_per_s']:.0f} / "
+                    f"{at64['naive_texts_per_s']:.0f}", "note": ""}] if at64 else []
+        device = str(encoder.device).split(":")[0]
+        write_result(f"encoder_throughput_{device}", f"Encoder throughput ceiling ({device})", table, result,
+                     summary=summary, order=55)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Out-of-scope scores side by side, in-process, on the same embeddings (issue 5).
+"""Out-of-scope scores side by side, in-process, on the same embeddings.
 
 Compares the score the service used before adapter format 3 (max cosine to the adapted
 head's weights, threshold from a two-fold cross-fit) with the relative Mahalanobis score
@@ -11,6 +11,9 @@ A. CLINC150 with all 150 labels from ``train_10``; ``test`` in scope, ``oos_test
 B. Smaller tasks: random subsets of 2 to 50 CLINC150 labels (10 draws each), the same
    figures averaged, to show the score and its threshold also hold for small tasks.
 
+The result replaces ``docs/results/oos_scores_<shots>shot.json`` (with the checkpoint's name
+appended when it is not ``default``) and re-renders docs/benchmarks.md.
+
     python benchmarks/oos_scores.py --data ../shared/data/clinc150 --checkpoint default
 """
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import sys
 from pathlib import Path
 
@@ -26,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import append_section  # noqa: E402
+from benchmarks.results import write_result  # noqa: E402
 from models.calibration import choose_threshold, stratified_folds  # noqa: E402
 from models.checkpoint import build_encoder, resolve_checkpoint  # noqa: E402
 from models.data import read_jsonl  # noqa: E402
@@ -58,6 +62,7 @@ def relative_mahalanobis_scorer(support: torch.Tensor, targets: torch.Tensor, cl
 
 
 SCORERS = {"max cosine (before)": max_cosine_scorer, "relative Mahalanobis (now)": relative_mahalanobis_scorer}
+SHIPPED = "relative Mahalanobis (now)"
 
 
 def evaluate(scorer, support, targets, classes, inside, inside_targets, outside, config, quantile) -> dict:
@@ -117,7 +122,20 @@ def main() -> None:
             result["subsets"].setdefault(str(size), {})[name] = {k: sum(r[k] for r in runs) / len(runs) for k in runs[0]}
         print(size, json.dumps(result["subsets"][str(size)]), flush=True)
     if not args.no_doc:
-        append_section("Out-of-scope scores side by side (issue 5)", markdown(result), result)
+        suffix = "" if args.checkpoint == "default" else re.sub(r"[^a-z0-9]+", "-", args.checkpoint.lower()).strip("-")
+        write_result(f"oos_scores_{args.shots}shot" + (f"_{suffix}" if suffix else ""),
+                     f"Out-of-scope scores side by side: {args.shots} shots" + (f", {args.checkpoint}" if suffix else ""),
+                     markdown(result), result, summary=summary_rows(result), order=30 if args.shots >= 10 else 31)
+
+
+def summary_rows(result: dict) -> list[dict[str, str]]:
+    """A summary row for small tasks (10 labels) when the support has fewer than 10 shots."""
+    small = result["subsets"].get("10", {}).get(SHIPPED)
+    if result["shots"] >= 10 or small is None:
+        return []
+    return [{"topic": "out of scope", "figure": f"small tasks: 10 labels, {result['shots']} examples each "
+             f"(mean of draws), default threshold", "value": f"{small['in_scope_rejected']:.2f}% of in-scope texts rejected, "
+             f"{small['oos_recall']:.1f}% out-of-scope recall, AUROC {small['auroc']:.4f}", "note": "CLINC150"}]
 
 
 def markdown(result: dict) -> str:

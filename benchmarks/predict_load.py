@@ -5,7 +5,9 @@
    at rising concurrency, with 1-text and 64-text requests, spread over 1 and 100
    tasks; texts/s and latency percentiles per level, plus a latency-against-load PNG.
 
-    python benchmarks/predict_load.py --data ../shared/data/banking77
+The result replaces ``docs/results/predict_load.json`` and re-renders docs/benchmarks.md.
+
+    python benchmarks/predict_load.py --data ../shared/data/banking77 --concurrency 1 4 16 64 --requests 200 --time-cap 15
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import ROOT, append_section, free_port, running_server  # noqa: E402
+from benchmarks.common import ROOT, free_port, running_server  # noqa: E402
+from benchmarks.results import write_result  # noqa: E402
 from models.data import read_jsonl  # noqa: E402
 
 ADMIN = "benchmark-admin-key-0123456789abcdef"
@@ -103,6 +106,29 @@ def plot(rows: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def summary_rows(result: dict) -> list[dict[str, str]]:
+    """The report's summary rows: sequential latency, batched and single-text throughput."""
+    seq, rows = result["single_text_sequential"], result["load"]
+    batched = [r for r in rows if r["texts_per_request"] > 1 and r["concurrency"] > 1]
+    single = [r for r in rows if r["texts_per_request"] == 1]
+    span = lambda values, fmt: f"{format(min(values), fmt)}–{format(max(values), fmt)}"  # noqa: E731
+    out = [{"topic": "latency and throughput", "figure": "predict latency, one text per request, sequential",
+            "value": f"p50 {seq['p50_ms']} ms, p95 {seq['p95_ms']} ms, p99 {seq['p99_ms']} ms", "note": "BANKING77 texts"}]
+    if batched:
+        out.append({"topic": "latency and throughput",
+                    "figure": f"batched predict ({batched[0]['texts_per_request']} texts per request), "
+                              f"{min(r['concurrency'] for r in batched)} to {max(r['concurrency'] for r in batched)} clients",
+                    "value": f"{span([r['share_of_raw_encoder'] for r in batched], '.0%')} of the raw encoder's texts/s in the "
+                             f"same run ({result['raw_encoder_texts_per_s']} texts/s), {sum(r['errors'] for r in batched)} errors",
+                    "note": "target 80%"})
+    if single:
+        out.append({"topic": "latency and throughput", "figure": "single-text requests, "
+                    f"{min(r['concurrency'] for r in single)} to {max(r['concurrency'] for r in single)} clients",
+                    "value": f"{span([r['texts_per_s'] for r in single], '.0f')} texts/s, "
+                             f"{span([r['share_of_raw_encoder'] for r in single], '.0%')} of the raw encoder", "note": ""})
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="../shared/data/banking77")
@@ -165,9 +191,10 @@ def main() -> int:
                  "|---|---|---|---|---|---|---|---|---|---|\n"
                  + "\n".join(f"| {r['texts_per_request']} | {r['tasks']} | {r['concurrency']} | {r['requests']} | {r['texts_per_s']:.0f} "
                              f"| {r['share_of_raw_encoder']:.0%} "
-                             f"| {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | {r['errors']} |" for r in rows)
-                 + f"\n\n![latency against load]({Path(args.plot).name})")
-        append_section("Predict latency and load over HTTP", table, result)
+                             f"| {r['p50_ms']} | {r['p95_ms']} | {r['p99_ms']} | {r['errors']} |" for r in rows))
+        in_docs = Path(args.plot).resolve().parent == (ROOT / "docs").resolve()
+        write_result("predict_load", "Predict latency and load over HTTP", table, result, summary=summary_rows(result),
+                     plots=[{"file": Path(args.plot).name, "caption": "latency against load"}] if in_docs else [], order=50)
     return 0
 
 

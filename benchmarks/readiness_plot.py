@@ -1,4 +1,5 @@
-"""The figure of ``benchmarks/customer_service.py``: what issue 5's figures look like.
+"""The figure of ``benchmarks/customer_service.py``: what its out-of-scope, calibration and
+zero-shot figures look like.
 
 Three panels: a reliability diagram of the top-1 scores on in-scope CLINC150 texts (do
 scores mean what they say?), the in-scope score of in-scope and out-of-scope texts with
@@ -54,7 +55,7 @@ def plot_readiness(confidence: torch.Tensor, correct: torch.Tensor, in_scores: t
                   title="CLINC150: out-of-scope rejection")
     for name, curve in curves.items():
         shots.plot([int(k) for k in curve], list(curve.values()), "o-", label=name)
-    shots.axhline(65, color="grey", linestyle=":", label="issue 5 target at 0 shots")
+    shots.axhline(65, color="grey", linestyle=":", label="target at 0 shots (65%)")
     shots.set(xlabel="examples per label appended", ylabel="accuracy on test (%)",
               title="BANKING77: from label names to 5 shots")
     for axis in (calibration, rejection, shots):

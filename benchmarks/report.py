@@ -135,6 +135,13 @@ def render(folder: Path = RESULTS) -> str:
     return "\n".join(part.rstrip() + "\n" for part in parts)
 
 
+def write_report() -> str:
+    """Render the results into docs/benchmarks.md; returns the text written."""
+    text = render()
+    DOC.write_text(text)
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="exit 1 if docs/benchmarks.md is not current")
@@ -145,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{DOC} is not what docs/results/ renders: run python -m benchmarks.report", file=sys.stderr)
             return 1
         return 0
-    DOC.write_text(text)
+    write_report()
     print(f"wrote {DOC} ({text.count(chr(10))} lines, {len(read_results())} results)")
     return 0
 

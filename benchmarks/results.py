@@ -36,6 +36,7 @@ def write_result(
     plots: list[str | dict[str, str]] | None = None,
     command: str | None = None,
     order: int = 100,
+    render: bool = True,
 ) -> Path:
     """Write (replace) ``docs/results/<name>.json``.
 
@@ -43,7 +44,8 @@ def write_result(
     the row in the report's summary table) feed that table; ``plots`` are file names under
     ``docs/`` (or ``{"file", "caption"}``) shown under the section; ``command`` overrides
     the command line of this process (for results produced by ``fewshot`` commands);
-    ``order`` places the section in the report (lower first)."""
+    ``order`` places the section in the report (lower first); ``render`` re-renders
+    docs/benchmarks.md afterwards, so the page never lags its results."""
     record = {
         "format_version": FORMAT_VERSION,
         "name": name,
@@ -59,6 +61,10 @@ def write_result(
     path = result_path(name)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
+    if render:
+        from benchmarks.report import write_report
+
+        write_report()
     return path
 
 

@@ -1,11 +1,13 @@
-"""Issue 2 acceptance, measured from outside over HTTP against a real `fewshot serve`.
+"""Accuracy, time to ready, restarts and tenant isolation, measured from outside over HTTP
+against a real `fewshot serve`.
 
 For each support split (default BANKING77 train_10 and train_5): create a task from it,
 time the POST (the adapter is ready when it answers), predict the whole test split,
 and report accuracy. Then restart the server over the same SQLite file and check the
-predictions are identical, and that another tenant gets 404 for the task.
+predictions are identical, and that another tenant gets 404 for the task. The result
+replaces ``docs/results/service_http_<data set>.json`` and re-renders docs/benchmarks.md.
 
-    python benchmarks/service_http.py --data ../shared/data/banking77
+    python benchmarks/service_http.py --data ../shared/data/banking77 --checkpoint default
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import append_section, free_port, running_server  # noqa: E402
+from benchmarks.common import free_port, running_server  # noqa: E402
+from benchmarks.results import write_result  # noqa: E402
 from models.data import read_jsonl  # noqa: E402
 
 ADMIN = "benchmark-admin-key-0123456789abcdef"
@@ -37,13 +40,33 @@ def predict_all(client: httpx.Client, task_id: str, headers: dict, texts: list[s
     return out
 
 
+def summary_rows(name: str, checkpoint: str, splits: dict[str, dict]) -> list[dict[str, str]]:
+    """The report's summary rows: accuracy and time to ready per split, restart and tenant checks."""
+    names, runs = " / ".join(f"`{s}`" for s in splits), list(splits.values())
+    encoder = "bare encoder" if checkpoint == "none" else f"`{checkpoint}` checkpoint"
+    join = lambda key, fmt: " / ".join(format(r[key], fmt) for r in runs)  # noqa: E731
+    return [
+        {"topic": "accuracy", "figure": f"{name.upper()} {names} over HTTP, {encoder} (all of `test`)",
+         "value": f"{join('accuracy', '.2f')}% top-1",
+         "note": f"{join('accuracy_with_default_rejection', '.2f')}% counting the default out-of-scope rejections as "
+                 f"errors ({join('rejected_as_out_of_scope', '.1f')}% of texts rejected)"},
+        {"topic": "time to ready", "figure": f"task ready after the POST, {name.upper()} {names} "
+                                             f"({' / '.join(str(r['support_examples']) for r in runs)} examples)",
+         "value": " / ".join(f"{r['ready_s_client']:.2f} s" for r in runs),
+         "note": "client-side time until the answer, out-of-scope model fitted too"},
+        {"topic": "restart and tenants", "figure": f"{name.upper()}: predictions after a server restart; another tenant's GET",
+         "value": ("identical" if all(r["identical_after_restart"] for r in runs) else "DIFFERENT")
+                  + "; " + " / ".join(str(r["other_tenant_status"]) for r in runs), "note": ""},
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="../shared/data/banking77", help="folder with train_*.jsonl and test.jsonl")
     parser.add_argument("--splits", nargs="+", default=["train_10", "train_5"])
     parser.add_argument("--batch", type=int, default=256, help="texts per predict call")
     parser.add_argument("--checkpoint", default="none", help="FEWSHOT_CHECKPOINT for the server (none: bare encoder)")
-    parser.add_argument("--no-doc", action="store_true", help="do not append to docs/benchmarks.md")
+    parser.add_argument("--no-doc", action="store_true", help="do not write docs/results/")
     args = parser.parse_args()
     data = Path(args.data)
     test = read_jsonl(data / "test.jsonl")
@@ -71,7 +94,7 @@ def main() -> int:
             started = time.perf_counter()
             predictions = predict_all(client, task["id"], owner, texts, args.batch)
             predict_s = time.perf_counter() - started
-            # Top-1 label (pure classification, what the issue measures) and the answer's
+            # Top-1 label (pure classification) and the answer's
             # `label`, which is null where the default out-of-scope rule rejects the text.
             accuracy = sum(p["top_k"][0]["label"] == row.label for p, row in zip(predictions, test)) / len(test)
             answered = sum(p["label"] == row.label for p, row in zip(predictions, test)) / len(test)
@@ -113,7 +136,9 @@ def main() -> int:
             "| adapted ms (server) | predict texts/s | identical after restart | other tenant GET |\n"
             "|---|---|---|---|---|---|---|---|---|\n" + rows
         )
-        append_section(f"Service over HTTP: {data.name}", table, results)
+        write_result(f"service_http_{data.name}", f"Service over HTTP: {data.name.upper()}", table, results,
+                     summary=summary_rows(data.name, args.checkpoint, results["splits"]),
+                     order=10 if data.name == "banking77" else 11)
     return 0
 
 

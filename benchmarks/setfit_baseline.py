@@ -1,4 +1,4 @@
-"""Issue 4, benchmark 5: the same support sets trained with SetFit, beside our service.
+"""The same support sets trained with SetFit, beside our service (a baseline side by side).
 
 For each support set (default BANKING77 ``train_10`` and ``train_5``, CLINC150 ``train_10``)
 this trains a real ``setfit`` model from the same encoder the service uses
@@ -24,6 +24,8 @@ pins. Install it beside the dev venv (the run used ``.venv-setfit``, git-ignored
     python3 -m venv .venv-setfit
     .venv-setfit/bin/pip install -c constraints.txt -e ".[setfit]"
     .venv-setfit/bin/python benchmarks/setfit_baseline.py --data ../shared/data
+
+The result replaces ``docs/results/setfit_baseline.json`` and re-renders docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ import httpx  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import append_section, free_port, running_server  # noqa: E402
+from benchmarks.common import free_port, running_server  # noqa: E402
+from benchmarks.results import write_result  # noqa: E402
 from benchmarks.service_http import ADMIN, predict_all  # noqa: E402
 from models.data import LabelledText, read_jsonl  # noqa: E402
 from models.encoder import packaged_encoder_path  # noqa: E402
@@ -207,6 +210,24 @@ def markdown(results: dict[str, Any]) -> str:
     )
 
 
+def summary_rows(results: dict[str, Any]) -> list[dict[str, str]]:
+    """The report's summary rows: accuracy and time to ready of both, per support set."""
+    sets = results["sets"]
+    names = " / ".join(sets)
+    ours_s = [r["ours"]["ready_s_client"] for r in sets.values()]
+    setfit_s = [r["setfit"]["train_s"] for r in sets.values()]
+    speed = [r["speed_up"] for r in sets.values()]
+    return [
+        {"topic": "SetFit", "figure": f"SetFit {results['versions']['setfit']} (same encoder; capped: {results['cap']}) "
+                                      f"vs the service, accuracy on {names}",
+         "value": "SetFit " + " / ".join(f"{r['setfit']['accuracy']:.2f}" for r in sets.values()) + "%; ours "
+                  + " / ".join(f"{r['ours']['accuracy']:.2f}" for r in sets.values()) + "%", "note": "bare encoder on both sides"},
+        {"topic": "SetFit", "figure": "time to ready, same support sets",
+         "value": f"ours {min(speed):.0f}–{max(speed):.0f}× sooner ({min(ours_s):.1f}–{max(ours_s):.1f} s against "
+                  f"{min(setfit_s):,.0f}–{max(setfit_s):,.0f} s of SetFit training)", "note": ""},
+    ]
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="../shared/data", help="folder holding banking77/ and clinc150/")
@@ -217,7 +238,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--test-limit", type=int, default=0, help="first N test texts only; 0 = all")
     parser.add_argument("--batch", type=int, default=256, help="texts per predict call to our service")
     parser.add_argument("--threads", type=int, default=2, help="torch threads, here and in the server")
-    parser.add_argument("--no-doc", action="store_true", help="do not append to docs/benchmarks.md")
+    parser.add_argument("--no-doc", action="store_true", help="do not write docs/results/")
     return parser.parse_args()
 
 
@@ -257,7 +278,8 @@ def main() -> int:
     results["wall_s"] = round(time.perf_counter() - started, 1)
     print(json.dumps(results, indent=1))
     if not args.no_doc:
-        append_section("SetFit baseline beside the service (issue 4, benchmark 5)", markdown(results), results)
+        write_result("setfit_baseline", "SetFit beside the service on the same support sets", markdown(results), results,
+                     summary=summary_rows(results), order=70)
     return 0
 
 

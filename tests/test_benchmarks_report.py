@@ -66,3 +66,19 @@ def test_render_refuses_two_results_with_one_title(tmp_path: Path) -> None:
     _result(tmp_path, "two", "Same title")
     with pytest.raises(ValueError, match="same-title"):
         report.render(tmp_path)
+
+
+def test_the_benchmarks_summary_rows_read_their_stored_results() -> None:
+    from benchmarks import customer_service, oos_scores, predict_load, service_http, setfit_baseline
+
+    data = {r["name"]: r["data"] for r in read_results()}
+    rows = {
+        "customer_service": customer_service.summary_rows(data["customer_service"]),
+        "service_http": service_http.summary_rows("banking77", "default", data["service_http_banking77"]["splits"]),
+        "oos_scores": oos_scores.summary_rows(data["oos_scores_3shot"]),
+        "predict_load": predict_load.summary_rows(data["predict_load"]),
+        "setfit_baseline": setfit_baseline.summary_rows(data["setfit_baseline"]),
+    }
+    assert {name: [r for r in found if not r["value"]] for name, found in rows.items()} == {name: [] for name in rows}
+    assert rows["customer_service"][0]["value"] == str(data["customer_service"]["out_of_scope_clinc150"]["auroc"])
+    assert oos_scores.summary_rows({**data["oos_scores_3shot"], "shots": 10}) == []
