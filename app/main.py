@@ -77,7 +77,8 @@ def _load_engine(settings: Settings, encoder: TextEncoder | None) -> AdaptationE
         if checkpoint is None and settings.checkpoint.lower() == "default":
             log.info("FEWSHOT_CHECKPOINT=default: no checkpoint is shipped for encoder %s; serving it bare",
                      settings.encoder or "all-MiniLM-L6-v2")
-        encoder = build_encoder(str(model_dir), checkpoint, settings.device, settings.encoder_batch_size)
+        encoder = build_encoder(str(model_dir), checkpoint, settings.device, settings.encoder_batch_size,
+                                settings.encoder_quantize)
     else:
         checkpoint = resolve_checkpoint(settings.checkpoint)
     learned = checkpoint.inner_loop if checkpoint else InnerLoopConfig()

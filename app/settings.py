@@ -30,6 +30,8 @@ class Settings(BaseSettings):
                                                 "encoder, if any) or `none`")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     encoder_batch_size: int = Field(64, ge=1, le=4096)
+    encoder_quantize: Literal["none", "int8"] = Field(
+        "none", description="`int8`: dynamic int8 quantisation of the encoder's linear layers (CPU only)")
     torch_threads: int | None = Field(None, ge=1, description="CPU threads for torch; default: all cores")
 
     # Limits (413 when exceeded); documented in the README.

@@ -157,7 +157,8 @@ def checkpoint_for_encoder(setting: str | None, encoder_dir: str | Path | None) 
 
 
 def build_encoder(
-    encoder_dir: str | None, checkpoint: Checkpoint | None, device: str = "auto", batch_size: int = 64
+    encoder_dir: str | None, checkpoint: Checkpoint | None, device: str = "auto", batch_size: int = 64,
+    quantize: str = "none",
 ) -> TransformerEncoder:
     """The base encoder with the checkpoint's weight changes (replacements, merged LoRA) applied."""
     overrides = None
@@ -178,6 +179,7 @@ def build_encoder(
         weight_overrides=overrides,
         fingerprint_extra=checkpoint.fingerprint if checkpoint else "bare",
         layer_mix=checkpoint.layer_mix if checkpoint else None,
+        quantize=quantize,
     )
 
 

@@ -99,6 +99,7 @@ class TransformerEncoder:
         fingerprint_extra: str = "",
         layer_mix: Sequence[float] | None = None,
         max_padding: float | None = 0.25,
+        quantize: str = "none",
     ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -123,6 +124,12 @@ class TransformerEncoder:
         if self.device.type == "cuda":
             model = model.half()
         self.model = model.to(self.device).eval()
+        self.quantize = quantize
+        if quantize == "int8":
+            self.model = quantize_linear_int8(self.model, self.device)
+            fingerprint_extra += ":int8"  # other embeddings: stored ones are recomputed, adapters rebuilt
+        elif quantize != "none":
+            raise ValueError(f"quantize is 'none' or 'int8', not {quantize!r}")
         self.dim = int(model.config.hidden_size)
         self.layer_mix: torch.Tensor | None = None
         if layer_mix is not None:
@@ -177,6 +184,22 @@ class TransformerEncoder:
             states = self.model(**batch, output_hidden_states=True).hidden_states
             out[torch.tensor(index, device=self.device)] = pool_layers(states, batch["attention_mask"], self.pooling).float()
         return out
+
+
+def quantize_linear_int8(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """Dynamic int8 quantisation of every ``nn.Linear`` (weights int8, activations
+    quantised per batch at run time; Jacob et al. 2018), torch's own
+    ``quantize_dynamic``. CPU only: on CUDA the encoder runs in half precision instead."""
+    if device.type != "cpu":
+        raise ValueError("int8 quantisation of the encoder runs on the CPU only; on a GPU the encoder runs in fp16")
+    import warnings
+
+    with warnings.catch_warnings():  # torch 2.13 marks torch.ao.quantization deprecated in favour of torchao
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        from torch.ao.quantization import quantize_dynamic
+
+        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
 
 
 def length_buckets(lengths: Sequence[int], batch_size: int, max_padding: float | None = None) -> list[list[int]]:

@@ -64,6 +64,14 @@ def test_length_buckets_give_the_embeddings_of_one_padded_batch(encoder: Transfo
     torch.testing.assert_close(reversed_order, tight.flip(0), atol=1e-5, rtol=1e-4)
 
 
+def test_int8_encoder_is_close_to_fp32_and_has_its_own_fingerprint(encoder: TransformerEncoder) -> None:
+    texts = ["how do i activate my new card?", "my card is lost", "what's the weather like"]
+    int8 = TransformerEncoder(device="cpu", quantize="int8")
+    assert int8.fingerprint != encoder.fingerprint
+    cosine = (int8.encode(texts) * encoder.encode(texts)).sum(-1)
+    assert bool((cosine > 0.85).all()), cosine  # int8 moves embeddings: accuracy is measured in benchmarks/int8.py
+
+
 def test_similar_texts_are_closer(encoder: TransformerEncoder) -> None:
     a, b, c = encoder.encode(["i lost my phone", "my mobile was stolen", "what is the exchange rate for euros"])
     assert float(a @ b) > float(a @ c)

@@ -63,3 +63,22 @@ def lengths_of(bucket: list[int], lengths: list[int]) -> list[int]:
 
 def test_length_buckets_of_nothing() -> None:
     assert length_buckets([], batch_size=8, max_padding=0.25) == []
+
+
+def test_int8_quantisation_is_refused_off_the_cpu() -> None:
+    from models.encoder import quantize_linear_int8
+
+    with pytest.raises(ValueError, match="CPU only"):
+        quantize_linear_int8(torch.nn.Linear(2, 2), torch.device("cuda"))
+
+
+def test_int8_quantisation_replaces_linear_layers_and_keeps_outputs_close() -> None:
+    from models.encoder import quantize_linear_int8
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 8)).eval()
+    inputs = torch.randn(5, 16)
+    quantised = quantize_linear_int8(model, torch.device("cpu"))
+    assert not any(type(m) is torch.nn.Linear for m in quantised.modules())
+    with torch.inference_mode():
+        torch.testing.assert_close(quantised(inputs), model(inputs), atol=0.05, rtol=0.1)
