@@ -1,4 +1,4 @@
-"""Exploration (issue 5, fifth session): can a little LoRA training on the CPU move the targets?
+"""Exploration: can a little LoRA training on the CPU move the targets?
 
 LoRA (rank 8, alpha 16) on encoder layers 4 and 5; layers 0-3 run once per text and are
 cached (``models.meta.features``). Sentence embedding: mean pooling of the last layer.

@@ -1,4 +1,4 @@
-"""Exploration (issue 5, eighth session): do word-dropout copies of the support texts
+"""Exploration: do word-dropout copies of the support texts
 give the out-of-scope Gaussians better estimates?
 
 The shared within-class covariance of a 150-label, 10-shot task comes from 1,500 texts in

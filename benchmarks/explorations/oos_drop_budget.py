@@ -1,6 +1,6 @@
-"""Exploration (issue 5, fifth session): how much out-of-scope recall fits in a 3-point drop?
+"""Exploration: how much out-of-scope recall fits in a 3-point drop?
 
-The issue asks for out-of-scope recall >= 85% while in-scope accuracy drops <= 3 points
+The target is out-of-scope recall >= 85% while in-scope accuracy drops <= 3 points
 (rejected in-scope texts that were classified correctly). For the service's score with
 the shipped checkpoint (CLINC150, ``train_10`` support, 150 labels) this prints, on
 ``valid`` (+ ``oos_valid`` + ``oos_train``) and on ``test`` (+ ``oos_test``):

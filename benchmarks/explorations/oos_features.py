@@ -1,4 +1,4 @@
-"""Exploration (issue 5): which embedding should the out-of-scope score use?
+"""Exploration: which embedding should the out-of-scope score use?
 
 The classifier uses the checkpoint's layer mix; the out-of-scope score need not. This
 script scores CLINC150 (support: ``train_10``) with the service's relative Mahalanobis

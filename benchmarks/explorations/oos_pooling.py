@@ -1,4 +1,4 @@
-"""Exploration (issue 5, fifth session): does another pooling of the tokens help the out-of-scope score?
+"""Exploration: does another pooling of the tokens help the out-of-scope score?
 
 The service pools the mean of all token states ([CLS] and [SEP] included). Here the same
 relative Mahalanobis score and leave-one-out threshold (support: CLINC150 ``train_10``)

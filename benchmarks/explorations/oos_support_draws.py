@@ -1,6 +1,6 @@
-"""Exploration (issue 5, fifth session): how much do the out-of-scope figures depend on the support draw?
+"""Exploration: how much do the out-of-scope figures depend on the support draw?
 
-The issue's figures use one support set, CLINC150 ``train_10``. Here the same relative
+The published figures use one support set, CLINC150 ``train_10``. Here the same relative
 Mahalanobis score and leave-one-out threshold (5% asked) with other 10-shot support sets
 of all 150 labels: four random draws of ``train`` rows outside ``train_10`` (seeded), and
 one draw of ``valid`` rows; ``test`` + ``oos_test`` scored each time. For each checkpoint
@@ -43,7 +43,7 @@ def main() -> None:
     rows = {s: read_jsonl(Path(args.data) / f"{s}.jsonl") for s in ("train", "train_10", "valid", "test", "oos_test")}
     rng = random.Random(0)
     fixed = {r.text for r in rows["train_10"]}
-    supports = {"train_10 (the issue's)": rows["train_10"]}
+    supports = {"train_10 (the benchmark's)": rows["train_10"]}
     supports |= {f"other train rows, draw {i}": draw(rows["train"], 10, rng, fixed) for i in range(args.draws)}
     supports["valid rows"] = draw(rows["valid"], 10, rng)
     for name in args.checkpoints:

@@ -1,4 +1,4 @@
-"""Exploration (issue 5): threshold rules for small support sets.
+"""Exploration: threshold rules for small support sets.
 
 The service sets a task's out-of-scope threshold from the leave-one-out scores of its
 support set, asking to reject ``q`` = 5% of in-scope texts. With ``n`` scores the

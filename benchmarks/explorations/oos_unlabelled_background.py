@@ -1,4 +1,4 @@
-"""Exploration (issue 5, seventh session): the out-of-scope score's background Gaussian
+"""Exploration: the out-of-scope score's background Gaussian
 fitted to unlabelled texts instead of the support set.
 
 The relative Mahalanobis score (:mod:`models.out_of_scope`) subtracts the distance to a

@@ -1,4 +1,4 @@
-"""Exploration (issue 5, eighth session): should label names be held out when a task
+"""Exploration: should label names be held out when a task
 fits its temperature?
 
 A BANKING77 task from the label names plus 0, 1, 2 or 5 ``train_5`` examples per label

@@ -1,4 +1,4 @@
-"""Exploration (issue 5, sixth session): which reject quantile makes the threshold reject 5%?
+"""Exploration: which reject quantile makes the threshold reject 5%?
 
 Each task's out-of-scope threshold is the ``reject_quantile`` quantile of its support set's
 leave-one-out in-scope scores (:func:`models.calibration.choose_threshold`). Support texts

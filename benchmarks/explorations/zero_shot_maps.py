@@ -1,4 +1,4 @@
-"""Exploration (issue 5): can a fixed transform of name embeddings lift zero-shot BANKING77?
+"""Exploration: can a fixed transform of name embeddings lift zero-shot BANKING77?
 
 A zero-shot label is the embedding of its name (underscores as spaces); a query takes the
 label of the nearest name (cosine). Two families of fixes, none needing BANKING77 labels
@@ -10,7 +10,7 @@ except where stated:
 - hubness scaling (CSLS, Conneau et al. 2018, "Word Translation Without Parallel Data"):
   cosine minus ``a`` times the name's mean cosine to its ``k`` nearest texts of a reference
   corpus (CLINC150 ``train``), or to its ``k`` nearest other names, so that names close
-  to everything stop attracting every query (eighth session);
+  to everything stop attracting every query;
 - a learned map name -> prototype: ridge regression from CLINC150's 150 name embeddings to
   the mean embedding of their training queries (residual form ``name + name @ B``),
   checked on CLINC150 classes held out of the fit, then applied to BANKING77 names.

@@ -11,7 +11,7 @@ exactly as AdapterBuilder.build does.
     OMP_NUM_THREADS=1 python benchmarks/explorations/zero_shot_prompts.py final --choice NAME   # + BANKING77 test, once
 
 Embeddings are cached under runs/zeroshot/emb/ (keyed by the encoder fingerprint); results
-go to runs/zeroshot/. An exploration (issue 5's zero-shot target), kept so the figures in
+go to runs/zeroshot/. An exploration (the names-only zero-shot target), kept so the figures in
 docs/benchmarks.md can be reproduced; the product was left unchanged by it.
 """
 

@@ -1,4 +1,4 @@
-"""Exploration (issue 5, tenth session): label names expanded with retrieved utterances.
+"""Exploration: label names expanded with retrieved utterances.
 
 A zero-shot label is its name's embedding ("card arrival") and a query takes the nearest
 name: BANKING77 ``test`` 62.14% with the shipped ``default`` mix (target 65%). Names and

@@ -1,4 +1,4 @@
-"""Exploration (issue 5, fifth session): token-level read-outs for zero-shot labels.
+"""Exploration: token-level read-outs for zero-shot labels.
 
 A zero-shot label is scored by the cosine between the query's and the name's sentence
 embeddings (mean of all token states, [CLS] and [SEP] included, as sentence-transformers

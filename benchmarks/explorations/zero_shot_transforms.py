@@ -1,4 +1,4 @@
-"""Exploration (issue 5, ninth session): three more fixed transforms for names-only zero-shot.
+"""Exploration: three more fixed transforms for names-only zero-shot.
 
 A zero-shot label is its name's embedding (underscores as spaces) and a query takes the
 nearest name: BANKING77 ``test`` 62.14% with the shipped ``default`` layer mix (target 65%).

@@ -1,4 +1,4 @@
-"""Exploration (issue 5, sixth session): zero-shot labels refined with unlabelled texts.
+"""Exploration: zero-shot labels refined with unlabelled texts.
 
 A zero-shot label's prototype is its name's embedding (underscores as spaces), and every
 query goes to the nearest name: BANKING77 62.0% with `default` (target 65%). Support teams

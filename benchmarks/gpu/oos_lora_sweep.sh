@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# LoRA meta-training with the out-of-scope ranking term on a GPU machine (issue 5): several
+# LoRA meta-training with the out-of-scope ranking term on a GPU machine: several
 # configurations side by side on one GPU, each time-boxed, selected on CLINC150 `valid` plus its
 # `oos_valid` + `oos_train` texts (never the test texts). Run from the project root on the device
 # machine after `source .devkit/device-env.sh`; writes $OUT/sweep.tgz (checkpoints, metrics, logs).
