@@ -22,9 +22,10 @@ from benchmarks.results import RESULTS, read_results
 
 DOC = RESULTS.parent / "benchmarks.md"
 NOT_HELPFUL = "not_helpful"
-# Summary rows are grouped by topic in this order; other topics follow, alphabetically.
+# Summary rows are grouped by topic in this order; other topics (a row without one is filed
+# under its result's title) follow, alphabetically.
 TOPICS = ["accuracy", "out of scope", "calibration", "zero shot", "continual updates", "time to ready",
-          "latency and throughput", "memory", "SetFit", "meta-training"]
+          "latency and throughput", "memory", "restart and tenants", "SetFit", "meta-training"]
 
 INTRO = """# Benchmarks
 
@@ -117,7 +118,8 @@ def section(record: dict[str, Any]) -> str:
     for plot in record.get("plots", []):
         file, caption = (plot, Path(plot).stem.replace("-", " ").replace("_", " ")) if isinstance(plot, str) \
             else (plot["file"], plot.get("caption", Path(plot["file"]).stem))
-        lines += [f"![{caption}]({file})", ""]
+        if f"]({file})" not in record.get("body_markdown", ""):  # a body may already show it
+            lines += [f"![{caption}]({file})", ""]
     return "\n".join(lines)
 
 
