@@ -42,6 +42,11 @@ class AdaptationEngine:
         # One encoder pass at a time: torch already uses every core (or the whole GPU)
         # for one pass, and concurrent passes only contend for them.
         self._device_lock = threading.Lock()
+        # torch's intra-op thread count is per thread, and a thread started after another
+        # thread called set_num_threads inherits that thread's count: the adaptation
+        # worker's 1 would leak into request threads and halve embedding on 2 cores. Every
+        # encoder pass sets the process's count for its own thread.
+        self.encoder_threads = torch.get_num_threads()
         self.batcher = MicroBatcher(self._encode_locked, batch_max_texts, batch_wait_ms, queue_max_texts,
                                     queue_max_texts_per_tenant)
         # The inner loop is a few hundred small matrix products: on the CPU, thread
@@ -51,6 +56,8 @@ class AdaptationEngine:
 
     def _encode_locked(self, texts: list[str]) -> torch.Tensor:
         with self._device_lock:
+            if torch.get_num_threads() != self.encoder_threads:
+                torch.set_num_threads(self.encoder_threads)
             return self.encoder.encode(texts)
 
     def close(self) -> None:

@@ -66,3 +66,36 @@ def test_a_large_support_set_takes_the_encoder_in_chunks() -> None:
         assert torch.equal(embeddings, encoder.encode(texts))
     finally:
         engine.close()
+
+
+class ThreadCountingEncoder(FakeEncoder):
+    """Records torch's intra-op thread count in each encoder pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list[int] = []
+
+    def encode(self, texts):  # type: ignore[override]
+        self.threads.append(torch.get_num_threads())
+        return super().encode(texts)
+
+
+def test_encoder_passes_use_the_process_thread_count_after_a_single_threaded_fit() -> None:
+    """The adaptation worker runs with 1 thread; request threads started after it (which
+    inherit that count) must still embed with every thread the process was given."""
+    if torch.get_num_threads() < 2:
+        torch.set_num_threads(2)
+    threads = torch.get_num_threads()
+    encoder = ThreadCountingEncoder()
+    engine = AdaptationEngine(encoder, InnerLoopConfig(steps=5), cache_bytes=1 << 20)
+    try:
+        texts = [text for group in SYNTHETIC.values() for text in group]
+        labels = [label for label, group in SYNTHETIC.items() for _ in group]
+        engine.fit(engine.embed(texts), labels)  # the adaptation worker sets 1 thread
+        with ThreadPoolExecutor(1) as pool:  # a request thread started afterwards
+            pool.submit(engine.embed, ["a text embedded on a new thread"]).result()
+            adapter, _ = engine.fit(engine.embed(texts), labels)
+            pool.submit(engine.predict, adapter, ["and predicted there"], 1).result()
+        assert encoder.threads and set(encoder.threads) == {threads}
+    finally:
+        engine.close()
