@@ -164,6 +164,25 @@ def test_evaluate_refuses_a_data_set_the_checkpoint_was_trained_on(tiny: dict[st
     assert "meta-trained on 'alpha'" in capsys.readouterr().err
 
 
+def test_evaluate_in_distribution_needs_a_run_that_left_out_the_fixed_splits(
+        tiny: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--in-distribution`` evaluates a checkpoint on a data set it trained on only when its
+    fixed few-shot rows were excluded from training; it still refuses one trained with them."""
+    with_rows = _leaky_checkpoint(tmp_path / "with-rows", "alpha", tiny["alpha"])
+    assert main(["evaluate", "--data", str(tiny["alpha"]), "--checkpoint", str(with_rows), "--no-record",
+                 "--in-distribution", "--no-progress", "--episodes", "2", "--ways", "3", "--out", str(tmp_path / "a")]) == 2
+    assert "--exclude-fixed-splits" in capsys.readouterr().err
+    trained = tmp_path / "excluded"
+    assert _meta_train(tiny, trained, "--algorithm", "protonet", "--exclude-fixed-splits", "--no-calibrate") == 0
+    out = tmp_path / "eval"
+    args = ["evaluate", "--data", str(tiny["alpha"]), "--checkpoint", str(trained), "--no-record", "--no-progress",
+            "--episodes", "2", "--ways", "3", "--queries", "2", "--out", str(out), "--encoder-dir", str(tiny["encoder"]),
+            "--device", "cpu", "--cache-dir", str(tiny["root"] / "cache")]
+    assert main(args) == 2  # held out by default: refused
+    assert main([*args, "--in-distribution"]) == 0
+    assert json.loads((out / "results.json").read_text())["in_distribution"] is True
+
+
 def test_meta_train_a_layer_mix_then_evaluate(tiny: dict[str, Path], tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """``--layer-mix``: the encoder stays frozen, the mix goes in the manifest, evaluate serves it."""

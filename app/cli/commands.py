@@ -220,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="base encoder: all-MiniLM-L6-v2, all-mpnet-base-v2 or a folder (unset: the packaged MiniLM)")
     evaluate.add_argument("--cache-dir", default="runs/cache", help="cached embeddings")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bars")
+    evaluate.add_argument("--in-distribution", action="store_true",
+                          help="allow checkpoints trained on this data set's train split (run with "
+                               "--exclude-fixed-splits, never on test): an in-distribution check, not a held-out one")
     evaluate.set_defaults(run=cli_meta.evaluate)
 
     from app.cli.tasks import add_client_commands  # tasks, tenants, health: the HTTP API via app.client

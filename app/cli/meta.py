@@ -158,7 +158,7 @@ def evaluate(args: argparse.Namespace) -> int:
 
     from models.checkpoint import checkpoint_for_encoder
     from models.encoder_registry import resolve_encoder
-    from models.meta.evaluation import LeakageError, check_leakage
+    from models.meta.evaluation import LeakageError, check_in_distribution, check_leakage
     from models.meta.evaluation import evaluate as evaluate_checkpoints
     from models.meta.tables import markdown_table, plot_results, summary
 
@@ -174,19 +174,19 @@ def evaluate(args: argparse.Namespace) -> int:
             checkpoints.append(("default" if setting.lower() == "default" else Path(setting).name, checkpoint))
     try:
         for _, checkpoint in checkpoints[1:]:
-            check_leakage(data, checkpoint)
+            (check_in_distribution if args.in_distribution else check_leakage)(data, checkpoint)
     except LeakageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     results = evaluate_checkpoints(data, checkpoints, shots=args.shots, episodes=args.episodes, ways=args.ways, queries=args.queries,
                        seed=args.seed, encoder_dir=str(model_dir), device=args.device, cache_dir=args.cache_dir,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, in_distribution=args.in_distribution)
     rows = summary(results)
     out = Path(args.out or f"runs/eval/{data.name}")
     out.mkdir(parents=True, exist_ok=True)
     table = markdown_table(data.name, rows, args.ways)
     (out / "results.md").write_text(table)
-    (out / "results.json").write_text(json.dumps({"data": str(data), "ways": args.ways, "episodes": args.episodes,
+    (out / "results.json").write_text(json.dumps({"data": str(data), "in_distribution": args.in_distribution, "ways": args.ways, "episodes": args.episodes,
                                                   "queries": args.queries, "seed": args.seed, "results": rows}, indent=1) + "\n")
     plot_results(data.name, rows, out / "results.png")
     if args.record:

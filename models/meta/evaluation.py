@@ -53,6 +53,25 @@ def check_leakage(data_dir: str | Path, checkpoint: Checkpoint) -> None:
             )
 
 
+def check_in_distribution(data_dir: str | Path, checkpoint: Checkpoint) -> None:
+    """An in-distribution check of a checkpoint trained on ``data_dir``'s ``train`` split is
+    sound only if the run left out its fixed few-shot rows (``--exclude-fixed-splits``, so the
+    support sets are texts it never saw) and never trained on ``test``; else refused."""
+    data_dir = Path(data_dir).resolve()
+    hashes = {file_sha256(f) for f in sorted(data_dir.glob("*.jsonl"))}
+    for entry in checkpoint.manifest.get("trained_on", []):
+        records = [r for v in entry.get("splits", {}).values() for r in (v if isinstance(v, list) else [v])]
+        same = (entry.get("name") == data_dir.name or (entry.get("path") and Path(entry["path"]).resolve() == data_dir)
+                or bool({r.get("sha256") for r in records} & hashes))
+        if not same:
+            continue
+        if "test" in entry.get("splits", {}):
+            raise LeakageError(f"checkpoint {checkpoint.path} was trained on {entry.get('name')}'s test split")
+        if not entry.get("excluded_fixed_splits"):
+            raise LeakageError(f"checkpoint {checkpoint.path} was trained on {entry.get('name')} including its fixed "
+                               "few-shot rows; only a run with --exclude-fixed-splits can be checked in distribution")
+
+
 @dataclass
 class EncoderResult:
     name: str
@@ -128,14 +147,16 @@ def embed_texts(segments: Sequence[Sequence[str]], checkpoints: Sequence[Checkpo
 
 def evaluate(data_dir: str | Path, checkpoints: Sequence[tuple[str, Checkpoint | None]], shots: Sequence[int] = (5, 10),
              episodes: int = 200, ways: int = 20, queries: int = 10, seed: int = 0, encoder_dir: str | None = None,
-             device: str = "auto", cache_dir: str | Path | None = None, progress: bool = False) -> list[EncoderResult]:
-    """Fixed-split and episode accuracies on ``data_dir`` for each ``(name, checkpoint)``."""
+             device: str = "auto", cache_dir: str | Path | None = None, progress: bool = False,
+             in_distribution: bool = False) -> list[EncoderResult]:
+    """Fixed-split and episode accuracies on ``data_dir`` for each ``(name, checkpoint)``;
+    ``in_distribution`` allows checkpoints trained on the data set (see :func:`check_in_distribution`)."""
     from tqdm.auto import tqdm
 
     data_dir = Path(data_dir)
     for _, checkpoint in checkpoints:
         if checkpoint is not None:
-            check_leakage(data_dir, checkpoint)
+            (check_in_distribution if in_distribution else check_leakage)(data_dir, checkpoint)
     train, test = read_jsonl(data_dir / "train.jsonl"), read_jsonl(data_dir / "test.jsonl")
     fixed = {k: read_jsonl(data_dir / f"train_{k}.jsonl") for k in shots if (data_dir / f"train_{k}.jsonl").is_file()}
     segments = [[r.text for r in train], [r.text for r in test]]
