@@ -43,17 +43,17 @@ def summary_rows(result: dict) -> list[dict[str, str]]:
     rows = []
     if "1x64" in by_load:
         row = by_load["1x64"]
-        rows.append({"figure": "predict, one client, 64-text requests (CPU)",
+        rows.append({"topic": "speed", "figure": "predict, one client, 64-text requests (CPU)",
                      "value": f"{row['texts_per_s']:.0f} texts/s ({row['share_of_raw']:.2f}x the raw loop)",
                      "note": "goal ≥ 0.8x"})
     if "1x1" in by_load:
         row = by_load["1x1"]
-        rows.append({"figure": "predict latency, one text (CPU)",
+        rows.append({"topic": "speed", "figure": "predict latency, one text (CPU)",
                      "value": f"p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms (raw forward p50 {row['raw_p50_ms']} ms)",
                      "note": ""})
     for row in result["ready"]:
         if row["examples"] == 770:
-            rows.append({"figure": "time to ready, 770 examples (CPU)",
+            rows.append({"topic": "speed", "figure": "time to ready, 770 examples (CPU)",
                          "value": f"{row['ready_ms'] / 1000:.2f} s over HTTP (embedding {row['embed_ms']:.0f} ms, adaptation {row['adapt_ms']:.0f} ms)", "note": ""})
     return rows
 
