@@ -82,7 +82,7 @@ def main() -> int:
                   f"Decision (default int8 only if every Δ > -0.3 and speed ≥ 1.3x): "
                   f"**{'int8 is the default' if adopt else 'fp32 stays the default'}**; "
                   "`FEWSHOT_ENCODER_QUANTIZE=int8` switches it on."]
-        summary = [{"figure": "int8 encoder (CPU) beside fp32",
+        summary = [{"topic": "speed", "figure": "int8 encoder (CPU) beside fp32",
                     "value": f"{speedup:.2f}x speed, worst Δ {worst:+.2f} points",
                     "note": "default" if adopt else "not the default (rule: Δ > -0.3 and ≥ 1.3x)"}]
         write_result("int8", "Dynamic int8 encoder beside fp32 (CPU)", "\n".join(lines), result, summary=summary,
