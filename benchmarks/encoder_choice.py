@@ -142,7 +142,7 @@ def markdown(rows: list[dict]) -> str:
     for r in rows:
         cells = [r["encoder"], *[f"{r[f'{d}_5']:.2f} / {r[f'{d}_10']:.2f}" for d in DATASETS],
                  f"{r['mean_5']:.2f} / {r['mean_10']:.2f}", f"{r['clinc150_oos_auroc']:.4f}",
-                 f"{r['ready_770_s']:.1f}", f"{r['predict_texts_per_s']:.0f}", f"{r['encoder_rss_mb']:.0f}"]
+                 f"{r['ready_770_s']:.1f}", f"{r['predict_texts_per_s']:.1f}", f"{r['encoder_rss_mb']:.0f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -164,6 +164,7 @@ def main() -> int:
                else measure_accuracy(name, Path(args.data_root), args.limit, args.seed, Path(args.cache_dir)))
         print(json.dumps(row))
         return 0
+    env = environment()  # the commit measured is the one at the start
     rows = {name: {"encoder": name} for name in args.encoders}
     for what in ("costs", "accuracy"):  # the costs of all encoders back to back, then the slow part
         for name in args.encoders:
@@ -174,7 +175,6 @@ def main() -> int:
             rows[name].update(json.loads(child.stdout.strip().splitlines()[-1]))
             print(what, json.dumps(rows[name]), file=sys.stderr, flush=True)
     rows = list(rows.values())
-    env = environment()
     result = {"command": command_line(), "git_commit": env["commit"], "date": env["date"],
               "hardware": {"cpu": env["cpu"], "gpu": env["gpu"], "torch_threads": "torch default (all visible cores)"},
               "versions": {k: env[k] for k in ("python", "torch", "transformers")},
