@@ -91,3 +91,23 @@ def test_evaluate_takes_the_name_and_refuses_checkpoints_of_another_encoder(
     assert main([*evaluate, "--checkpoint", str(SHIPPED_CHECKPOINT)]) == 2
     errors = capsys.readouterr().err.strip().splitlines()
     assert "no checkpoint is shipped for the encoder" in errors[0] and "belongs to base encoder" in errors[1]
+
+
+def test_switching_to_an_encoder_of_another_width_rebuilds_tasks(build_app) -> None:
+    """MiniLM embeds in 384 dimensions, mpnet in 768: stored embeddings and adapters of the
+    other width are made again from the stored texts on first use."""
+    from tests.fakes import FakeEncoder
+    from tests.helpers import SYNTHETIC_QUERIES, create_task, create_tenant
+
+    with TestClient(build_app(FakeEncoder(dim=64, fingerprint="narrow"))) as client:
+        headers = create_tenant(client)
+        task = create_task(client, headers)
+        query = {"texts": [text for text, _ in SYNTHETIC_QUERIES]}
+        before = client.post(f"/v1/tasks/{task['id']}/predict", json=query, headers=headers).json()
+        assert [p["label"] for p in before["predictions"]] == [label for _, label in SYNTHETIC_QUERIES]
+    wide = FakeEncoder(dim=128, fingerprint="wide")
+    with TestClient(build_app(wide)) as client:
+        after = client.post(f"/v1/tasks/{task['id']}/predict", json=query, headers=headers)
+        assert after.status_code == 200
+        assert [p["label"] for p in after.json()["predictions"]] == [p["label"] for p in before["predictions"]]
+        assert wide.num_encoded == task["num_examples"] + len(query["texts"])
