@@ -54,7 +54,8 @@ def plot(curves: dict[str, dict], path: Path) -> None:
     diagram.plot([0, 1], [0, 1], ":", color="grey", label="perfect calibration")
     centres = [(b["low"] + b["high"]) / 2 for b in next(iter(curves.values()))["bins"]]
     width = 0.8 / (BINS * len(curves))
-    for i, (label, curve) in enumerate(curves.items()):
+    for i, (name, curve) in enumerate(curves.items()):
+        label = name.replace("`", "")
         full = [b for b in curve["bins"] if b["texts"]]
         diagram.plot([b["confidence"] for b in full], [b["accuracy"] for b in full], "o-",
                      label=f"{label} (ECE {curve['ece']:.4f})")
