@@ -26,16 +26,11 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import ROOT, free_port, running_server  # noqa: E402
+from benchmarks.predict_reference import percentiles  # noqa: E402
 from benchmarks.results import write_result  # noqa: E402
 from models.data import read_jsonl  # noqa: E402
 
 ADMIN = "benchmark-admin-key-0123456789abcdef"
-
-
-def percentiles(samples_ms: list[float]) -> dict[str, float]:
-    ordered = sorted(samples_ms)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
-    return {"p50_ms": round(pick(0.50), 2), "p95_ms": round(pick(0.95), 2), "p99_ms": round(pick(0.99), 2)}
 
 
 async def load_level(url: str, headers: dict, task_ids: list[str], texts: list[str], concurrency: int,

@@ -32,27 +32,19 @@ from app.client import bodies as req
 from app.client.shapes import (
     ApiKeyInfo,
     EvaluateResult,
-    Example,
     ExampleLike,
     ExampleList,
     Health,
     Labels,
-    LabelScore,
-    Prediction,
     PredictResult,
     Task,
     TaskList,
     TenantCreated,
     TenantList,
-    Version,
     VersionList,
 )
 
-__all__ = [
-    "FewShotClient", "FewShotError", "UNSET",
-    "Task", "TaskList", "Version", "VersionList", "Example", "ExampleList", "LabelScore", "Prediction",
-    "PredictResult", "EvaluateResult", "TenantCreated", "TenantList", "ApiKeyInfo", "Health",
-]
+__all__ = ["FewShotClient", "FewShotError", "UNSET"]  # the shapes are exported by app.client
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 

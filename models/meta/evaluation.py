@@ -37,34 +37,34 @@ class LeakageError(ValueError):
     """The checkpoint was meta-trained on the data set it is asked to be evaluated on."""
 
 
-def check_leakage(data_dir: str | Path, checkpoint: Checkpoint) -> None:
-    """Refuse a data set the manifest names (by folder name, path, or any file's sha256)."""
-    data_dir = Path(data_dir).resolve()
-    hashes = {file_sha256(f): f.name for f in sorted(data_dir.glob("*.jsonl"))}
+def _trained_entries(data_dir: Path, checkpoint: Checkpoint) -> list[dict]:
+    """The manifest's ``trained_on`` entries that are ``data_dir`` (by folder name, path, or any file's sha256)."""
+    hashes = {file_sha256(f) for f in sorted(data_dir.glob("*.jsonl"))}
+    found = []
     for entry in checkpoint.manifest.get("trained_on", []):
         # A split is one file's record, or a list of them (the out-of-scope validation texts).
         records = [r for v in entry.get("splits", {}).values() for r in (v if isinstance(v, list) else [v])]
         trained = {r.get("sha256") for r in records} - {None}
         same_path = entry.get("path") and Path(entry["path"]).resolve() == data_dir
-        if entry.get("name") == data_dir.name or same_path or trained & set(hashes):
-            raise LeakageError(
-                f"checkpoint {checkpoint.path} was meta-trained on {entry.get('name')!r} "
-                f"({entry.get('path')}); evaluating it on {data_dir} would leak training data"
-            )
+        if entry.get("name") == data_dir.name or same_path or trained & hashes:
+            found.append(entry)
+    return found
+
+
+def check_leakage(data_dir: str | Path, checkpoint: Checkpoint) -> None:
+    """Refuse a data set the manifest names (by folder name, path, or any file's sha256)."""
+    for entry in _trained_entries(Path(data_dir).resolve(), checkpoint):
+        raise LeakageError(
+            f"checkpoint {checkpoint.path} was meta-trained on {entry.get('name')!r} "
+            f"({entry.get('path')}); evaluating it on {data_dir} would leak training data"
+        )
 
 
 def check_in_distribution(data_dir: str | Path, checkpoint: Checkpoint) -> None:
     """An in-distribution check of a checkpoint trained on ``data_dir``'s ``train`` split is
     sound only if the run left out its fixed few-shot rows (``--exclude-fixed-splits``, so the
     support sets are texts it never saw) and never trained on ``test``; else refused."""
-    data_dir = Path(data_dir).resolve()
-    hashes = {file_sha256(f) for f in sorted(data_dir.glob("*.jsonl"))}
-    for entry in checkpoint.manifest.get("trained_on", []):
-        records = [r for v in entry.get("splits", {}).values() for r in (v if isinstance(v, list) else [v])]
-        same = (entry.get("name") == data_dir.name or (entry.get("path") and Path(entry["path"]).resolve() == data_dir)
-                or bool({r.get("sha256") for r in records} & hashes))
-        if not same:
-            continue
+    for entry in _trained_entries(Path(data_dir).resolve(), checkpoint):
         if "test" in entry.get("splits", {}):
             raise LeakageError(f"checkpoint {checkpoint.path} was trained on {entry.get('name')}'s test split")
         if not entry.get("excluded_fixed_splits"):
