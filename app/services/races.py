@@ -93,8 +93,12 @@ def rebased_on_conflict(method: Method) -> Method:
         gate: _Gate | None = None
         with _GATES_LOCK:
             queue = _GATES.get(task_id)
-        if queue is not None and queue.lock.locked() and queue.lock.acquire(timeout=GATE_WAIT_S):
-            gate = queue  # losers of this task are queued: a first attempt now would only lose too
+        if queue is not None and queue.lock.locked():
+            # Losers of this task are queued: a first attempt now would only lose too. The
+            # wait holds no pooled connection (many queued changes would exhaust the pool).
+            self.uow.release()
+            if queue.lock.acquire(timeout=GATE_WAIT_S):
+                gate = queue
         try:
             for attempt in range(REBASE_ATTEMPTS):
                 try:

@@ -98,7 +98,11 @@ class TenantService:
         tenant = self.tenants.by_key_hash(hash_api_key(api_key))
         if tenant is None:
             raise Unauthorized("invalid API key")
-        return tenant.id
+        tenant_id = tenant.id
+        # The lookup's transaction ends here: a request that waits later (at its task's
+        # gate, on the encoder) then holds no pooled connection while it waits.
+        self.uow.release()
+        return tenant_id
 
 
 def _key_view(key: ApiKey) -> KeyView:
