@@ -1,4 +1,8 @@
-"""FastAPI dependencies: settings, the unit of work, the engine, authentication."""
+"""FastAPI dependencies: settings, the unit of work, the engine, authentication.
+
+Those that do no I/O are ``async def``: FastAPI runs a plain ``def`` dependency in its
+thread pool, one hand-off per dependency per request, which small predict requests
+feel. Those that touch the database (the unit of work, the key lookup) stay ``def``."""
 
 from __future__ import annotations
 
@@ -16,11 +20,11 @@ from app.services.tenants import TenantService
 from app.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_engine(request: Request) -> AdaptationEngine:
+async def get_engine(request: Request) -> AdaptationEngine:
     return request.app.state.engine
 
 
@@ -32,7 +36,7 @@ def get_uow(request: Request) -> Iterator[UnitOfWork]:
 AuthHeader = Annotated[str | None, Header(alias="Authorization", include_in_schema=False)]
 
 
-def require_admin(request: Request, authorization: AuthHeader = None) -> None:
+async def require_admin(request: Request, authorization: AuthHeader = None) -> None:
     token = bearer_token(authorization)
     if token is None:
         raise Unauthorized("missing admin key: send 'Authorization: Bearer <admin key>'")
@@ -40,7 +44,7 @@ def require_admin(request: Request, authorization: AuthHeader = None) -> None:
         raise Forbidden("this call needs the admin key")
 
 
-def require_metrics_key(request: Request, authorization: AuthHeader = None) -> None:
+async def require_metrics_key(request: Request, authorization: AuthHeader = None) -> None:
     """``GET /metrics`` is open unless ``FEWSHOT_METRICS_KEY`` is set (Prometheus sends it
     with ``authorization: {credentials: ...}`` in its scrape config)."""
     expected = request.app.state.settings.metrics_key
@@ -51,7 +55,7 @@ def require_metrics_key(request: Request, authorization: AuthHeader = None) -> N
         raise Unauthorized("the metrics need the metrics key: send 'Authorization: Bearer <FEWSHOT_METRICS_KEY>'")
 
 
-def get_task_service(
+async def get_task_service(
     uow: Annotated[UnitOfWork, Depends(get_uow)],
     engine: Annotated[AdaptationEngine, Depends(get_engine)],
     settings: Annotated[Settings, Depends(get_settings)],
@@ -59,7 +63,7 @@ def get_task_service(
     return TaskService(uow, engine, settings)
 
 
-def get_tenant_service(request: Request, uow: Annotated[UnitOfWork, Depends(get_uow)]) -> TenantService:
+async def get_tenant_service(request: Request, uow: Annotated[UnitOfWork, Depends(get_uow)]) -> TenantService:
     def forget_tasks(task_ids: list[str]) -> None:
         engine, deleted = request.app.state.engine, set(task_ids)
         if engine is not None and deleted:

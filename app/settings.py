@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     adapter_cache_bytes: int = Field(512 * 1024 * 1024, ge=0)
 
     # Micro-batching of predict calls (see app/services/batcher.py).
-    batch_wait_ms: float = Field(2.0, ge=0, description="how long a pass waits for more requests")
+    batch_wait_ms: float = Field(2.0, ge=0, description="how long a pass waits for more requests when the server is busy")
     batch_max_texts: int = Field(256, ge=1, description="texts per encoder pass at most")
     queue_max_texts: int = Field(8192, ge=1, description="queued texts before 503 Retry-After")
     queue_max_texts_per_tenant: int = Field(4096, ge=1, description="one tenant's share of the queue before its 503s")

@@ -40,9 +40,10 @@ class RawLoop:
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         return torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
 
-    def rate(self, texts: Sequence[str], batch: int) -> dict[str, float]:
-        """texts/s of length-sorted batches of ``batch`` over all ``texts``."""
-        ordered = sorted(texts, key=len)
+    def rate(self, texts: Sequence[str], batch: int, length_sorted: bool = True) -> dict[str, float]:
+        """texts/s of length-sorted batches of ``batch`` over all ``texts`` (or batches in
+        the given order: the very batches a client's requests carry)."""
+        ordered = sorted(texts, key=len) if length_sorted else list(texts)
         latencies = []
         started = time.perf_counter()
         for start in range(0, len(ordered), batch):

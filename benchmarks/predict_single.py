@@ -9,7 +9,8 @@ Against a real ``fewshot serve`` on loopback with a BANKING77 ``train_10`` task:
    adaptation (``adapted_ms`` of the answer) and the rest (embedding, storage, HTTP);
 3. the reference in the same run and process family: a plain transformers loop over the
    same texts (same model files, max_length, torch threads), length-sorted over the whole
-   text list, in batches of the request size (at most 64), and single-text forwards.
+   text list, in batches of the request size (at most 64), and single-text forwards; for
+   requests of 8 and 64 texts also the loop over the requests' own batches, unsorted.
 
 Rounds alternate the server and the reference and the best round of each is kept, which
 makes the comparison robust to other load on a shared machine.
@@ -121,6 +122,7 @@ def main() -> int:
     engine = _load_engine(Settings(checkpoint=args.checkpoint, admin_key=ADMIN), None)
     server: dict[str, list[dict]] = {}
     reference: dict[str, list[dict]] = {}
+    in_order: dict[str, list[dict]] = {}  # the raw loop over the requests' own batches
     ready_rounds: list[list[dict]] = []
     with running_server(env, free_port()) as url, httpx.Client(base_url=url, timeout=600) as client:
         admin = {"Authorization": f"Bearer {ADMIN}"}
@@ -138,12 +140,14 @@ def main() -> int:
                 server.setdefault(f"1x{size}", []).append(sequential_rate(client, path, headers, sample, size))
                 reference.setdefault(f"1x{size}", []).append(
                     raw.single(sample) if size == 1 else raw.rate(sample, min(size, 64)))
+                if 1 < size <= 64:
+                    in_order.setdefault(f"1x{size}", []).append(raw.rate(sample, size, length_sorted=False))
             for clients in args.clients:
                 server.setdefault(f"{clients}x64", []).append(concurrent_rate(url, path, headers, texts, 64, clients))
             ready_rounds.append(ready_times(client, headers, train, args.ready_sizes, engine))
             print(json.dumps({"round": round_, **{k: round(v[-1]["texts_per_s"], 1) for k, v in server.items()},
                               **{"raw " + k: round(v[-1]["texts_per_s"], 1) for k, v in reference.items()}}), flush=True)
-    result = summarise(args, server, reference, ready_rounds, raw)
+    result = summarise(args, server, reference, in_order, ready_rounds, raw)
     print(json.dumps({k: v for k, v in result.items() if k != "rounds"}, indent=1))
     from benchmarks.predict_report import markdown, plot, summary_rows
 
@@ -155,8 +159,8 @@ def main() -> int:
     return 0
 
 
-def summarise(args: argparse.Namespace, server: dict, reference: dict, ready_rounds: list[list[dict]],
-              raw: RawLoop) -> dict:
+def summarise(args: argparse.Namespace, server: dict, reference: dict, in_order: dict,
+              ready_rounds: list[list[dict]], raw: RawLoop) -> dict:
     rows = []
     for name, rounds in server.items():
         ours = best(rounds)
@@ -166,6 +170,10 @@ def summarise(args: argparse.Namespace, server: dict, reference: dict, ready_rou
         if ref:
             row.update({"raw_texts_per_s": round(ref["texts_per_s"], 1), "raw_p50_ms": ref["p50_ms"],
                         "share_of_raw": round(ours["texts_per_s"] / ref["texts_per_s"], 3)})
+        if name in in_order:
+            same = best(in_order[name])["texts_per_s"]
+            row.update({"raw_in_order_texts_per_s": round(same, 1),
+                        "share_of_raw_in_order": round(ours["texts_per_s"] / same, 3)})
         rows.append(row)
     ready = []
     for index, size in enumerate(args.ready_sizes):

@@ -1,8 +1,10 @@
 """Dynamic micro-batching of encoder calls.
 
 Concurrent predict requests (for any task) hand their texts to one queue; a single
-worker thread waits at most ``max_wait_ms`` for more to arrive, runs one encoder pass
-over everything gathered (up to ``max_batch_texts``) and hands each caller its rows.
+worker thread runs one encoder pass over everything gathered (up to ``max_batch_texts``)
+and hands each caller its rows. It waits at most ``max_wait_ms`` for more to arrive only
+when the server is busy (requests queued up during the previous pass): a request that
+finds the worker idle, a lone client's, runs at once instead of paying the wait.
 The queue is bounded: when ``max_queue_texts`` are already waiting, a new request is
 refused at once with ``Overloaded`` (HTTP 503 with Retry-After) instead of queueing
 without end; and one owner (a tenant) may hold at most ``max_owner_texts`` of them, so a
@@ -102,9 +104,10 @@ class MicroBatcher:
             if item is not None and not item.future.done():
                 item.future.set_exception(Overloaded("the server is shutting down; retry shortly"))
 
-    def _gather(self, first: _Request) -> tuple[list[_Request], bool]:
+    def _gather(self, first: _Request, wait_s: float) -> tuple[list[_Request], bool]:
+        """``first`` and what else arrives within ``wait_s``; True when told to stop."""
         batch, size = [first], len(first.texts)
-        deadline = time.perf_counter() + self.max_wait_s
+        deadline = time.perf_counter() + wait_s
         while size < self.max_batch_texts:
             remaining = deadline - time.perf_counter()
             try:
@@ -120,10 +123,13 @@ class MicroBatcher:
     def _run(self) -> None:
         stop = False
         while not stop:
-            first = self._queue.get()
+            try:  # queued during the previous pass: the server is busy, company may come
+                first, wait_s = self._queue.get_nowait(), self.max_wait_s
+            except queue.Empty:  # idle: whoever comes next runs at once
+                first, wait_s = self._queue.get(), 0.0
             if first is None:
                 break
-            batch, stop = self._gather(first)
+            batch, stop = self._gather(first, wait_s)
             texts = [text for request in batch for text in request.texts]
             with self._lock:
                 self._pending_texts -= len(texts)

@@ -50,6 +50,33 @@ def test_each_request_gets_its_own_rows_and_finish_runs_on_the_worker() -> None:
         batcher.close()
 
 
+
+def test_a_request_that_finds_the_worker_idle_does_not_wait_for_company() -> None:
+    """A lone client's request runs at once; the wait is for requests queued while busy."""
+    batcher = MicroBatcher(_encode, max_wait_ms=60_000)
+    try:
+        assert batcher.submit(["abc"]).result(timeout=10).item() == 3.0  # a minute's wait would time out
+        assert batcher.submit(["abcd"]).result(timeout=10).item() == 4.0
+        assert batcher.batches == 2
+    finally:
+        batcher.close()
+
+
+def test_a_busy_worker_waits_for_company_before_its_next_pass() -> None:
+    slow, started, release = _held_encoder()
+    batcher = MicroBatcher(slow, max_wait_ms=2_000)
+    try:
+        held = batcher.submit(["hold"])
+        assert started.wait(10)
+        queued = batcher.submit(["a"])  # queued during the pass: the next pass waits for more
+        release.set()
+        held.result(timeout=10)
+        late = batcher.submit(["bb"])  # arrives within the wait, so it joins the queued one
+        assert [queued.result(timeout=10).item(), late.result(timeout=10).item()] == [1.0, 2.0]
+        assert batcher.batches == 2
+    finally:
+        batcher.close()
+
 def test_a_failing_finish_fails_only_its_own_request() -> None:
     batcher = MicroBatcher(_encode, max_wait_ms=20)
     try:

@@ -57,6 +57,15 @@ def test_length_buckets_cut_where_padding_would_pass_the_limit() -> None:
         assert len(bucket) == 1 or padded <= 1.25 * sum(lengths_of(bucket, [5, 6, 7, 8, 9, 20, 21, 22, 60]))
 
 
+
+def test_length_buckets_keep_padding_cheaper_than_another_pass() -> None:
+    lengths = [10, 10, 10, 10, 40]  # 120 padded tokens: more than a pass costs, so cut
+    assert length_buckets(lengths, 64, 0.25, pass_tokens=100) == [[0, 1, 2, 3], [4]]
+    assert length_buckets(lengths, 64, 0.25, pass_tokens=120) == [[0, 1, 2, 3, 4]]
+    small = [6, 9, 12]  # a small request: 9 padded tokens cost less than a second pass
+    assert length_buckets(small, 64, 0.25, pass_tokens=32) == [[0, 1, 2]]
+    assert len(length_buckets(small, 64, 0.25)) > 1
+
 def lengths_of(bucket: list[int], lengths: list[int]) -> list[int]:
     return [lengths[i] for i in bucket]
 
