@@ -147,6 +147,10 @@ def _meta_train_into(args: argparse.Namespace, out: Path) -> int:
                 f"no step beat the start ({metrics['best_val']:.4f}): the encoder is left as it was")
         print(f"meta-validation: {best} ({metrics['stopped']}); final {metrics['final_val']:.4f}; "
               f"inner loop {metrics['inner_loop']}; {metrics['wall_s']:.0f} s")
+        if metrics.get("skipped_steps"):
+            print(f"warning: {metrics['skipped_steps']} of {metrics['trained_episodes'] // max(1, config.meta_batch * metrics.get('processes', 1))} "
+                  "outer steps were skipped for a non-finite meta-gradient (second order through many inner steps "
+                  "overflows: try fewer --inner-steps)", file=sys.stderr)
     size = sum(f.stat().st_size for f in out.iterdir() if f.name in ("manifest.json", "encoder.safetensors"))
     print(f"checkpoint written to {out} ({_size(size)})")
     return 0

@@ -66,6 +66,12 @@ class MetaTrainConfig:
     inner_loop: dict = field(default_factory=dict)  # starting inner-loop settings
 
 
+# Steps skipped for a non-finite meta-gradient before the run stops: second-order MAML
+# through many inner steps can overflow float32 on every episode, and a run that only
+# skipped would spend its whole budget without training.
+MAX_SKIPPED_IN_A_ROW = 20
+
+
 def _subset(rows: list, per_class: int, seed: int) -> list[int]:
     groups: dict[str, list[int]] = {}
     for i, row in enumerate(rows):
@@ -124,7 +130,8 @@ def meta_train(config: MetaTrainConfig, datasets: Sequence[MetaDataset], model: 
     optimiser = torch.optim.Adam(groups or [{"params": [torch.zeros(1, requires_grad=True)]}])
     rank, world = rank_and_size()  # under torchrun: each rank takes its share of every outer step's episodes
     total_steps = math.ceil(config.episodes / (config.meta_batch * world)) if algorithm.trains_encoder else 0
-    info = {"step": 0, "best_score": -1.0, "best_step": 0, "bad_validations": 0, "history": [], "stopped": "budget"}
+    info = {"step": 0, "best_score": -1.0, "best_step": 0, "bad_validations": 0, "history": [], "stopped": "budget",
+            "skipped_steps": 0, "skipped_in_a_row": 0}
     best = trainable_state(model)
     if resume and (out / STATE_TENSORS).is_file():
         best, info = load_state(out, model, optimiser)
@@ -156,6 +163,9 @@ def meta_train(config: MetaTrainConfig, datasets: Sequence[MetaDataset], model: 
         if time.monotonic() - started > config.max_minutes * 60:
             info["stopped"] = "time limit"
             break
+        if info.get("skipped_in_a_row", 0) >= MAX_SKIPPED_IN_A_ROW:
+            info["stopped"] = f"meta-gradient not finite in {MAX_SKIPPED_IN_A_ROW} steps in a row"
+            break
         optimiser.zero_grad(set_to_none=True)
         for b in range(config.meta_batch):
             index = (info["step"] * world + rank) * config.meta_batch + b
@@ -165,7 +175,11 @@ def meta_train(config: MetaTrainConfig, datasets: Sequence[MetaDataset], model: 
         if config.l2_sp > 0:
             model.pull_to_start(config.l2_sp)
         if torch.isfinite(torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], 1.0)):
-            optimiser.step()  # a non-finite meta-gradient skips the step rather than poisoning the weights
+            optimiser.step()
+            info["skipped_in_a_row"] = 0
+        else:  # a non-finite meta-gradient (or its norm) skips the step rather than poisoning the weights
+            info["skipped_steps"] = info.get("skipped_steps", 0) + 1
+            info["skipped_in_a_row"] = info.get("skipped_in_a_row", 0) + 1
         info["step"] += 1
         bar.update(1)
         if info["step"] % config.val_every == 0 or info["step"] == total_steps:
@@ -175,7 +189,7 @@ def meta_train(config: MetaTrainConfig, datasets: Sequence[MetaDataset], model: 
     metrics = {"config": asdict(config), "stopped": info["stopped"], "best_step": info["best_step"],
                "trained_episodes": info["step"] * config.meta_batch * world,
                "best_episodes": info["best_step"] * config.meta_batch * world, "processes": world,
-               "best_val": info["best_score"], "history": info["history"]}
+               "best_val": info["best_score"], "skipped_steps": info.get("skipped_steps", 0), "history": info["history"]}
     if config.calibrate or not algorithm.trains_encoder:
         train = {}
         for d in datasets:

@@ -128,3 +128,20 @@ def test_validation_scores_the_out_of_scope_auroc_of_held_out_classes() -> None:
     config = InnerLoopConfig.from_dict(CONFIG.inner_loop)
     plain, both = score({"toy": separated}, sets, config), score({"toy": separated}, sets, config, out_of_scope=True)
     assert "oos_auroc" not in plain and both["mean"] == pytest.approx(plain["mean"] + both["oos_auroc"])
+
+
+def test_a_run_whose_meta_gradient_is_never_finite_stops_and_says_so(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Skipped steps (non-finite meta-gradient) are counted, and a run that could only skip
+    stops instead of spending its budget with the encoder untouched."""
+    import models.meta.trainer as trainer
+
+    monkeypatch.setattr(trainer, "MAX_SKIPPED_IN_A_ROW", 3)
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda params, max_norm: torch.tensor(float("inf")))
+    config = replace(CONFIG, episodes=40, patience=100)
+    model = _model(config)
+    before = _weights(model)
+    metrics = meta_train(config, _data(), model, tmp_path / "run", progress=False)
+    assert metrics["skipped_steps"] == 3 and metrics["trained_episodes"] == 3 * config.meta_batch
+    assert metrics["stopped"].startswith("meta-gradient not finite")
+    assert all(torch.equal(before[k], v) for k, v in _weights(model).items())
