@@ -94,3 +94,22 @@ def running_server(env: dict[str, str], port: int, timeout_s: float = 120) -> It
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def trained_on(checkpoint: str) -> list[str]:
+    """The data sets a checkpoint's manifest says it was meta-trained on (none for ``none``):
+    figures on them are in distribution, and the report says so."""
+    if checkpoint == "none":
+        return []
+    from models.checkpoint import resolve_checkpoint
+
+    return [entry.get("name", "") for entry in resolve_checkpoint(checkpoint).manifest.get("trained_on", [])]
+
+
+def in_distribution_note(checkpoint: str, names: list[str]) -> str:
+    """``"; in distribution: ..."`` when the checkpoint was meta-trained on any of ``names``."""
+    seen = [name for name in names if name in trained_on(checkpoint)]
+    if not seen:
+        return ""
+    sets = " and ".join(f"{name.upper()}" for name in seen)
+    return f"; in distribution: `{checkpoint}` was meta-trained on {sets} `train` (fixed few-shot rows left out)"

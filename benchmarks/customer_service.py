@@ -29,7 +29,7 @@ import httpx
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import ROOT, free_port, running_server  # noqa: E402
+from benchmarks.common import ROOT, free_port, in_distribution_note, running_server  # noqa: E402
 from benchmarks.readiness_plot import plot_readiness  # noqa: E402
 from benchmarks.results import write_result  # noqa: E402
 from models.calibration import top1_calibration_error  # noqa: E402
@@ -150,25 +150,27 @@ def summary_rows(result: dict) -> list[dict[str, str]]:
     curve = lambda c: " → ".join(str(v) for v in c["accuracy_by_shots"].values()) + "%"  # noqa: E731
     shots = " / ".join(z["accuracy_by_shots"])
     c = result["continual"]
+    checkpoint = result["checkpoint"]
+    clinc, banking = in_distribution_note(checkpoint, ["clinc150"]), in_distribution_note(checkpoint, ["banking77"])
     return [
         {"topic": "out of scope", "figure": "out-of-scope AUROC, CLINC150 `train_10` (no out-of-scope examples given; `test` + `oos_test`)",
-         "value": str(o["auroc"]), "note": "target 0.97"},
+         "value": str(o["auroc"]), "note": "target 0.97" + clinc},
         {"topic": "out of scope", "figure": "out-of-scope recall at the default threshold, and the in-scope accuracy it costs",
          "value": f"{o['oos_recall']}% recall, {o['accuracy_drop']}-point drop ({o['in_scope_rejected']}% of in-scope texts rejected, 5% asked)",
-         "note": "target 85% within 3 points"},
+         "note": "target 85% within 3 points" + clinc},
         {"topic": "calibration", "figure": "expected calibration error (top-1, 15 bins), CLINC150 in-scope texts",
-         "value": str(o["ece_in_scope"]), "note": "target 0.05"},
+         "value": str(o["ece_in_scope"]), "note": "target 0.05" + clinc},
         {"topic": "calibration", "figure": f"ECE, BANKING77 task from label names + {shots} examples per label",
-         "value": " / ".join(str(v) for v in z["ece_by_shots"].values()), "note": ""},
+         "value": " / ".join(str(v) for v in z["ece_by_shots"].values()), "note": banking.removeprefix("; ")},
         {"topic": "zero shot", "figure": "BANKING77 from label names only, then examples appended (" + shots + " per label)",
-         "value": curve(z), "note": "target 65% at 0 shots; monotonic: " + str(z["monotonic"])},
+         "value": curve(z), "note": "target 65% at 0 shots; monotonic: " + str(z["monotonic"]) + banking},
         {"topic": "zero shot", "figure": "the same with " + " / ".join(f"{p['unlabelled']:,}" for p in pools)
          + " unlabelled BANKING77 `train` texts posted with the task", "value": " / ".join(curve(p) for p in pools),
-         "note": "unlabelled texts from the task's own traffic"},
+         "note": "unlabelled texts from the task's own traffic" + banking},
         {"topic": "continual updates", "figure": "`train_5` then the rest of `train_10` appended, against one task from `train_10`",
          "value": ", ".join(f"{v['difference']:+.2f} ({k})" for k, v in c.items()) + " points; append vs create "
          + ", ".join(f"{v['continual_append_ms'] / 1000:.1f} s vs {v['full_create_ms'] / 1000:.1f} s" for v in c.values()),
-         "note": "target: within 0.5 points, faster"},
+         "note": "target: within 0.5 points, faster" + in_distribution_note(checkpoint, list(c))},
     ]
 
 
@@ -209,7 +211,7 @@ def main() -> int:
         plots = ([{"file": Path(args.plot).name, "caption": "reliability, rejection and zero-shot curves"}]
                  if args.plot and Path(args.plot).parent.resolve() == DOC_DIR else [])
         body = (
-            f"Checkpoint `{args.checkpoint}`.\n\n"
+            f"Checkpoint `{args.checkpoint}`{in_distribution_note(args.checkpoint, ['banking77', 'clinc150'])}.\n\n"
             "**Out of scope, CLINC150** (`train_10`, no out-of-scope examples given; `test` + `oos_test`):\n\n"
             "| AUROC | OOS recall % | OOS precision % | in-scope acc. no rejection % | with rejection % | drop | in-scope rejected % | ECE (in-scope) |\n"
             "|---|---|---|---|---|---|---|---|\n"

@@ -49,37 +49,38 @@ def rss_mb(url: str) -> float:
     return float("nan")
 
 
+def _copy(db, table: str, row: dict, **changes) -> int | None:  # noqa: ANN001 - a SQLAlchemy connection
+    """Insert ``row`` (every column but ``id`` unless changed) into ``table`` with ``changes``; the new id."""
+    values = {k: v for k, v in row.items() if k != "id"} | changes
+    values = {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in values.items()}
+    columns = ", ".join(values)
+    returning = " RETURNING id" if "id" in row and "id" not in changes else ""
+    inserted = db.execute(text(f"INSERT INTO {table} ({columns}) VALUES ({', '.join(':' + c for c in values)}){returning}"),
+                          values)
+    return inserted.scalar_one() if returning else None
+
+
 def clone_tasks(database_url: str, total: int) -> int:
+    """Copy the stored tasks (every column of their task, example and adapter rows, so the
+    copy follows the schema) until there are ``total``: storage, not HTTP, makes the crowd."""
     engine = create_engine(database_url)
     with engine.begin() as db:
-        tasks = db.execute(text("SELECT id, tenant_id, name FROM tasks")).fetchall()
+        tasks = db.execute(text("SELECT * FROM tasks")).mappings().fetchall()
         made = len(tasks)
         while made < total:
             source = tasks[made % len(tasks)]
             new_id = uuid.uuid4().hex
-            db.execute(text("INSERT INTO tasks (id, tenant_id, name, version, created_at, updated_at) "
-                            "SELECT :n, tenant_id, name || '-copy', version, created_at, updated_at FROM tasks WHERE id = :s"),
-                       {"n": new_id, "s": source.id})
-            old_ids = [r[0] for r in db.execute(text("SELECT id FROM examples WHERE task_id = :s ORDER BY id"), {"s": source.id})]
+            _copy(db, "tasks", dict(source), id=new_id, name=f"{source['name']}-copy")
             mapping = {}
-            for old in old_ids:
-                new = db.execute(text(
-                    "INSERT INTO examples (task_id, text, label, version_added, out_of_scope, embedding, embedding_fingerprint) "
-                    "SELECT :n, text, label, version_added, out_of_scope, embedding, embedding_fingerprint FROM examples "
-                    "WHERE id = :o RETURNING id"), {"n": new_id, "o": old}).scalar_one()
-                mapping[old] = new
-            row = db.execute(text("SELECT * FROM adapter_versions WHERE task_id = :s"), {"s": source.id}).mappings().one()
-            values = dict(row)
-            values.pop("id")
-            values["task_id"] = new_id
-            ids = values["example_ids"]
-            values["example_ids"] = json.dumps([mapping[i] for i in (json.loads(ids) if isinstance(ids, str) else ids)])
-            if not isinstance(values["labels"], str):
-                values["labels"] = json.dumps(values["labels"])
-            if values.get("label_descriptions") is not None and not isinstance(values["label_descriptions"], str):
-                values["label_descriptions"] = json.dumps(values["label_descriptions"])
-            columns = ", ".join(values)
-            db.execute(text(f"INSERT INTO adapter_versions ({columns}) VALUES ({', '.join(':' + c for c in values)})"), values)
+            for example in db.execute(text("SELECT * FROM examples WHERE task_id = :s ORDER BY id"),
+                                      {"s": source["id"]}).mappings():
+                mapping[example["id"]] = _copy(db, "examples", dict(example), task_id=new_id)
+            for adapter in db.execute(text("SELECT * FROM adapter_versions WHERE task_id = :s"),
+                                      {"s": source["id"]}).mappings().fetchall():
+                ids = adapter["example_ids"]
+                ids = json.loads(ids) if isinstance(ids, str) else ids
+                _copy(db, "adapter_versions", {k: v for k, v in adapter.items() if k != "id"}, task_id=new_id,
+                      example_ids=None if ids is None else [mapping[i] for i in ids])
             made += 1
     return made
 

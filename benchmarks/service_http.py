@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import free_port, running_server  # noqa: E402
+from benchmarks.common import free_port, in_distribution_note, running_server  # noqa: E402
 from benchmarks.results import write_result  # noqa: E402
 from models.data import read_jsonl  # noqa: E402
 
@@ -49,7 +49,8 @@ def summary_rows(name: str, checkpoint: str, splits: dict[str, dict]) -> list[di
         {"topic": "accuracy", "figure": f"{name.upper()} {names} over HTTP, {encoder} (all of `test`)",
          "value": f"{join('accuracy', '.2f')}% top-1",
          "note": f"{join('accuracy_with_default_rejection', '.2f')}% counting the default out-of-scope rejections as "
-                 f"errors ({join('rejected_as_out_of_scope', '.1f')}% of texts rejected)"},
+                 f"errors ({join('rejected_as_out_of_scope', '.1f')}% of texts rejected)"
+                 + in_distribution_note(checkpoint, [name])},
         {"topic": "time to ready", "figure": f"task ready after the POST, {name.upper()} {names} "
                                              f"({' / '.join(str(r['support_examples']) for r in runs)} examples)",
          "value": " / ".join(f"{r['ready_s_client']:.2f} s" for r in runs),
