@@ -99,3 +99,35 @@ def test_encoder_passes_use_the_process_thread_count_after_a_single_threaded_fit
         assert encoder.threads and set(encoder.threads) == {threads}
     finally:
         engine.close()
+
+
+def test_ranking_runs_single_threaded_and_the_next_encoder_pass_gets_every_thread(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ranking a request's rows is a few small products: the batcher runs it with one
+    thread, and the following encoder pass still uses the process's count."""
+    import app.services.engine as engine_module
+
+    if torch.get_num_threads() < 2:
+        torch.set_num_threads(2)
+    threads = torch.get_num_threads()
+    ranked_with: list[int] = []
+    real_rank = engine_module.rank
+
+    def counting_rank(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - pass-through
+        ranked_with.append(torch.get_num_threads())
+        return real_rank(*args, **kwargs)
+
+    monkeypatch.setattr(engine_module, "rank", counting_rank)
+    encoder = ThreadCountingEncoder()
+    engine = AdaptationEngine(encoder, InnerLoopConfig(steps=5), cache_bytes=1 << 20)
+    try:
+        texts = [text for group in SYNTHETIC.values() for text in group]
+        labels = [label for label, group in SYNTHETIC.items() for _ in group]
+        adapter, _ = engine.fit(engine.embed(texts), labels)
+        encoder.threads.clear()
+        for query, _ in SYNTHETIC_QUERIES[:3]:
+            engine.predict(adapter, [query], 1)
+        assert ranked_with == [1, 1, 1]
+        assert encoder.threads == [threads] * 3
+    finally:
+        engine.close()
