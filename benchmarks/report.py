@@ -13,13 +13,15 @@ files, so re-rendering unchanged results gives the same bytes.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from pathlib import Path
 from typing import Any
 
-from benchmarks.results import RESULTS, read_results
+from benchmarks.common import ROOT
 
+RESULTS = ROOT / "docs" / "results"
 DOC = RESULTS.parent / "benchmarks.md"
 NOT_HELPFUL = "not_helpful"
 # Summary rows are grouped by topic in this order; other topics (a row without one is filed
@@ -45,6 +47,11 @@ hand: `python -m benchmarks.report --check` (run by the tests) fails when it dif
 what the results render.
 """
 
+
+def read_results(folder: Path = RESULTS) -> list[dict[str, Any]]:
+    """Every result in ``folder``, in report order (``order``, then title)."""
+    records = [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
+    return sorted(records, key=lambda record: (record.get("order", 100), record["title"]))
 
 def slug(heading: str) -> str:
     """GitHub's anchor for a heading: lower case, punctuation dropped, spaces as hyphens."""

@@ -14,9 +14,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import ROOT, command_line, environment
+from benchmarks.common import command_line, environment
+from benchmarks.report import RESULTS, write_report
 
-RESULTS = ROOT / "docs" / "results"
 FORMAT_VERSION = 1
 
 
@@ -62,13 +62,5 @@ def write_result(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
     if render:
-        from benchmarks.report import write_report
-
         write_report()
     return path
-
-
-def read_results(folder: Path = RESULTS) -> list[dict[str, Any]]:
-    """Every result in ``folder``, in report order (``order``, then title)."""
-    records = [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
-    return sorted(records, key=lambda record: (record.get("order", 100), record["title"]))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import report
-from benchmarks.results import read_results
+from benchmarks.report import read_results
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from benchmarks import calibration_plot, learning_curve
-from benchmarks.results import read_results
+from benchmarks.report import read_results
 from models.calibration import top1_calibration_error
 from models.data import LabelledText
 
