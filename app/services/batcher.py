@@ -121,12 +121,11 @@ class MicroBatcher:
         return batch, False
 
     def _run(self) -> None:
-        stop = False
+        stop, busy = False, False
         while not stop:
-            try:  # queued during the previous pass: the server is busy, company may come
-                first, wait_s = self._queue.get_nowait(), self.max_wait_s
-            except queue.Empty:  # idle: whoever comes next runs at once
-                first, wait_s = self._queue.get(), 0.0
+            # Busy: requests queued up while the previous pass ran, so company may come; else
+            # (idle, or the first request) whoever comes next runs at once.
+            first, wait_s = self._queue.get(), self.max_wait_s if busy else 0.0
             if first is None:
                 break
             batch, stop = self._gather(first, wait_s)
@@ -143,12 +142,14 @@ class MicroBatcher:
             try:
                 embeddings = self._encode(texts)
             except BaseException as error:  # noqa: BLE001 - find whose texts fail
+                busy = not self._queue.empty()
                 if len(batch) == 1:
                     batch[0].future.set_exception(error)
                 else:
                     for request in batch:
                         self._encode_alone(request)
                 continue
+            busy = not self._queue.empty()  # before any caller is answered and can send again
             BATCH_TEXTS.observe(len(texts))
             self.batches += 1
             self.batched_requests += len(batch)
