@@ -4,6 +4,7 @@ loopback. Results themselves are written by :mod:`benchmarks.results`."""
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import shlex
@@ -96,19 +97,21 @@ def running_server(env: dict[str, str], port: int, timeout_s: float = 120) -> It
             process.kill()
 
 
-def trained_on(checkpoint: str) -> list[str]:
+@functools.lru_cache
+def trained_on(checkpoint: str) -> frozenset[str]:
     """The data sets a checkpoint's manifest says it was meta-trained on (none for ``none``):
-    figures on them are in distribution, and the report says so."""
+    figures on them are in distribution, and the report says so. Read once per checkpoint."""
     if checkpoint == "none":
-        return []
+        return frozenset()
     from models.checkpoint import resolve_checkpoint
 
-    return [entry.get("name", "") for entry in resolve_checkpoint(checkpoint).manifest.get("trained_on", [])]
+    return frozenset(entry.get("name", "") for entry in resolve_checkpoint(checkpoint).manifest.get("trained_on", []))
 
 
 def in_distribution_note(checkpoint: str, names: list[str]) -> str:
     """``"; in distribution: ..."`` when the checkpoint was meta-trained on any of ``names``."""
-    seen = [name for name in names if name in trained_on(checkpoint)]
+    trained = trained_on(checkpoint)
+    seen = [name for name in names if name in trained]
     if not seen:
         return ""
     sets = " and ".join(f"{name.upper()}" for name in seen)

@@ -49,15 +49,13 @@ def rss_mb(url: str) -> float:
     return float("nan")
 
 
-def _copy(db, table: str, row: dict, **changes) -> int | None:  # noqa: ANN001 - a SQLAlchemy connection
+def _copy(db, table: str, row: dict, **changes) -> int | str:  # noqa: ANN001 - a SQLAlchemy connection
     """Insert ``row`` (every column but ``id`` unless changed) into ``table`` with ``changes``; the new id."""
     values = {k: v for k, v in row.items() if k != "id"} | changes
     values = {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in values.items()}
     columns = ", ".join(values)
-    returning = " RETURNING id" if "id" in row and "id" not in changes else ""
-    inserted = db.execute(text(f"INSERT INTO {table} ({columns}) VALUES ({', '.join(':' + c for c in values)}){returning}"),
-                          values)
-    return inserted.scalar_one() if returning else None
+    sql = f"INSERT INTO {table} ({columns}) VALUES ({', '.join(':' + c for c in values)}) RETURNING id"
+    return db.execute(text(sql), values).scalar_one()
 
 
 def clone_tasks(database_url: str, total: int) -> int:
@@ -79,7 +77,7 @@ def clone_tasks(database_url: str, total: int) -> int:
                                       {"s": source["id"]}).mappings().fetchall():
                 ids = adapter["example_ids"]
                 ids = json.loads(ids) if isinstance(ids, str) else ids
-                _copy(db, "adapter_versions", {k: v for k, v in adapter.items() if k != "id"}, task_id=new_id,
+                _copy(db, "adapter_versions", dict(adapter), task_id=new_id,
                       example_ids=None if ids is None else [mapping[i] for i in ids])
             made += 1
     return made
