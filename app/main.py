@@ -26,7 +26,7 @@ from app.errors import error_body, install_error_handlers
 from app.metrics import install_metrics
 from app.ratelimit import TokenBuckets
 from app.routers import health, tasks, tenants
-from app.services.engine import AdaptationEngine
+from app.services.engine import AdaptationEngine, set_thread_count
 from app.settings import Settings
 from models.checkpoint import build_encoder, checkpoint_for_encoder, resolve_checkpoint
 from models.encoder import TextEncoder
@@ -69,9 +69,13 @@ class BodySizeLimit:
 
 
 def _load_engine(settings: Settings, encoder: TextEncoder | None) -> AdaptationEngine:
+    threads = None
     if encoder is None:
-        if settings.torch_threads:
-            torch.set_num_threads(settings.torch_threads)
+        # The encoder's thread gets every torch thread; this thread (and every thread started
+        # after it: request threads, workers) gets one, so that no other thread of the server
+        # forms an OpenMP team of its own (see AdaptationEngine). Loading runs single-threaded.
+        threads = settings.torch_threads or torch.get_num_threads()
+        set_thread_count(1)
         model_dir = resolve_encoder(settings.encoder, settings.encoder_cache)
         checkpoint = checkpoint_for_encoder(settings.checkpoint, model_dir)
         if checkpoint is None and settings.checkpoint.lower() == "default":
@@ -90,6 +94,7 @@ def _load_engine(settings: Settings, encoder: TextEncoder | None) -> AdaptationE
         batch_max_texts=settings.batch_max_texts,
         queue_max_texts=settings.queue_max_texts,
         queue_max_texts_per_tenant=settings.queue_max_texts_per_tenant,
+        encoder_threads=threads,
         reject_quantile=settings.oos_reject_quantile,
         ambiguity_margin=settings.ambiguity_margin,
     )

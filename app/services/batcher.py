@@ -2,7 +2,8 @@
 
 Concurrent predict requests (for any task) hand their texts to one queue; a single
 worker thread runs one encoder pass over everything gathered (up to ``max_batch_texts``)
-and hands each caller its rows. It waits at most ``max_wait_ms`` for more to arrive only
+and hands each caller its rows: the one thread of the process that runs torch with more
+than one thread (see ``AdaptationEngine``). It waits at most ``max_wait_ms`` for more to arrive only
 when the server is busy (requests queued up during the previous pass): a request that
 finds the worker idle, a lone client's, runs at once instead of paying the wait.
 The queue is bounded: when ``max_queue_texts`` are already waiting, a new request is
@@ -33,7 +34,6 @@ from app.metrics import BATCH_TEXTS
 @dataclass
 class _Request:
     texts: Sequence[str]
-    finish: Callable[[torch.Tensor], Any] | None = None
     owner: str | None = None
     future: Future = field(default_factory=Future)
 
@@ -46,7 +46,10 @@ class MicroBatcher:
         max_wait_ms: float = 2.0,
         max_queue_texts: int = 8192,
         max_owner_texts: int | None = None,
+        initializer: Callable[[], None] | None = None,
     ) -> None:
+        """``initializer`` runs on the worker thread before its first pass (the encoder's
+        thread settings); the constructor returns once it has run."""
         self._encode = encode
         self.max_batch_texts = max_batch_texts
         self.max_wait_s = max_wait_ms / 1000
@@ -59,23 +62,26 @@ class MicroBatcher:
         self._closed = False
         self.batches = 0
         self.batched_requests = 0
-        self._worker = threading.Thread(target=self._run, name="micro-batcher", daemon=True)
+        ready = threading.Event()
+        self._worker = threading.Thread(target=self._run, args=(initializer, ready), name="micro-batcher", daemon=True)
         self._worker.start()
+        ready.wait()
 
     def encode(self, texts: Sequence[str]) -> torch.Tensor:
         """Embeddings for ``texts``, computed together with concurrent callers' texts."""
         return self.submit(texts).result()
 
-    def submit(self, texts: Sequence[str], finish: Callable[[torch.Tensor], Any] | None = None,
-               owner: str | None = None) -> Future:
-        """Queue ``texts``; the future holds their embeddings, or ``finish(embeddings)``
-        computed on the worker thread (so a task's adapter is applied to its own rows
-        right after the shared encoder pass, and request threads run no torch code).
-        ``owner`` (a tenant id) counts the texts against that owner's share of the queue."""
+    def submit(self, texts: Sequence[str], *, owner: str | None = None, admit: bool = True) -> Future:
+        """Queue ``texts``; the future holds their embeddings. ``owner`` (a tenant id)
+        counts the texts against that owner's share of the queue; ``admit=False`` skips the
+        queue's limits (the server's own work, such as a new task's support set, which
+        arrives in slices of one pass each)."""
         with self._lock:
             if self._closed:
                 raise Overloaded("the server is shutting down; retry on another instance or after its restart")
-            if self._pending_texts + len(texts) > self.max_queue_texts and self._pending_texts > 0:
+            if not admit:
+                pass
+            elif self._pending_texts + len(texts) > self.max_queue_texts and self._pending_texts > 0:
                 raise Overloaded(f"{self._pending_texts} texts are already queued for the encoder; retry shortly")
             mine = self._owner_texts.get(owner, 0) if owner is not None else 0
             if owner is not None and mine + len(texts) > self.max_owner_texts and mine > 0:
@@ -83,7 +89,7 @@ class MicroBatcher:
             self._pending_texts += len(texts)
             if owner is not None:
                 self._owner_texts[owner] = mine + len(texts)
-        request = _Request(texts, finish, owner)
+        request = _Request(texts, owner)
         self._queue.put(request)
         return request.future
 
@@ -120,7 +126,12 @@ class MicroBatcher:
             size += len(item.texts)
         return batch, False
 
-    def _run(self) -> None:
+    def _run(self, initializer: Callable[[], None] | None, ready: threading.Event) -> None:
+        try:
+            if initializer is not None:
+                initializer()
+        finally:
+            ready.set()
         stop, busy = False, False
         while not stop:
             # Busy: requests queued up while the previous pass ran, so company may come; else
@@ -157,7 +168,7 @@ class MicroBatcher:
             for request in batch:
                 rows = embeddings[start : start + len(request.texts)]
                 start += len(request.texts)
-                self._finish(request, rows)
+                request.future.set_result(rows)
 
     def _encode_alone(self, request: _Request) -> None:
         try:
@@ -165,11 +176,4 @@ class MicroBatcher:
         except BaseException as error:  # noqa: BLE001 - this request's own failure
             request.future.set_exception(error)
             return
-        self._finish(request, rows)
-
-    @staticmethod
-    def _finish(request: _Request, rows: torch.Tensor) -> None:
-        try:
-            request.future.set_result(request.finish(rows) if request.finish else rows)
-        except BaseException as error:  # noqa: BLE001 - belongs to this request alone
-            request.future.set_exception(error)
+        request.future.set_result(rows)

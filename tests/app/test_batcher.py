@@ -1,4 +1,4 @@
-"""MicroBatcher: results per request, finish callbacks on the worker, back-pressure."""
+"""MicroBatcher: results per request, the worker thread's set-up, back-pressure."""
 
 from __future__ import annotations
 
@@ -28,27 +28,36 @@ def _held_encoder() -> tuple[Callable[[list[str]], torch.Tensor], threading.Even
     return encode, started, release
 
 
-def test_each_request_gets_its_own_rows_and_finish_runs_on_the_worker() -> None:
+def test_each_request_gets_its_own_rows_from_a_shared_pass() -> None:
     slow, started, gate = _held_encoder()
     batcher = MicroBatcher(slow, max_wait_ms=20)
-    seen_threads: list[str] = []
-
-    def finish(rows: torch.Tensor) -> list[float]:
-        seen_threads.append(threading.current_thread().name)
-        return rows.flatten().tolist()
-
     try:
         held = batcher.submit(["hold"])  # the worker blocks in the encoder while the others queue
         assert started.wait(10)
-        futures = [batcher.submit(["a" * n, "b" * (n + 1)], finish) for n in range(1, 6)]
+        futures = [batcher.submit(["a" * n, "b" * (n + 1)]) for n in range(1, 6)]
         gate.set()
         assert held.result(timeout=10).flatten().tolist() == [4.0]
-        assert [f.result(timeout=10) for f in futures] == [[float(n), float(n + 1)] for n in range(1, 6)]
-        assert set(seen_threads) == {"micro-batcher"}
+        assert [f.result(timeout=10).flatten().tolist() for f in futures] == [[float(n), float(n + 1)] for n in range(1, 6)]
         assert batcher.batches == 2  # the five queued requests shared one encoder pass
     finally:
         batcher.close()
 
+
+def test_the_initializer_runs_on_the_worker_before_the_constructor_returns() -> None:
+    seen: list[str] = []
+    passes: list[str] = []
+
+    def encode(texts: list[str]) -> torch.Tensor:
+        passes.append(threading.current_thread().name)
+        return _encode(texts)
+
+    batcher = MicroBatcher(encode, initializer=lambda: seen.append(threading.current_thread().name))
+    try:
+        assert seen == ["micro-batcher"]
+        batcher.submit(["x"]).result(timeout=10)
+        assert passes == ["micro-batcher"]
+    finally:
+        batcher.close()
 
 
 def test_a_request_that_finds_the_worker_idle_does_not_wait_for_company() -> None:
@@ -77,18 +86,6 @@ def test_a_busy_worker_waits_for_company_before_its_next_pass() -> None:
     finally:
         batcher.close()
 
-def test_a_failing_finish_fails_only_its_own_request() -> None:
-    batcher = MicroBatcher(_encode, max_wait_ms=20)
-    try:
-        bad = batcher.submit(["x"], lambda rows: 1 / 0)
-        good = batcher.submit(["yy"])
-        with pytest.raises(ZeroDivisionError):
-            bad.result(timeout=10)
-        assert good.result(timeout=10).item() == 2.0
-    finally:
-        batcher.close()
-
-
 def test_a_full_queue_refuses_with_overloaded() -> None:
     slow, started, release = _held_encoder()
 
@@ -99,7 +96,9 @@ def test_a_full_queue_refuses_with_overloaded() -> None:
         queued = [batcher.submit(["q"]) for _ in range(3)]
         with pytest.raises(Overloaded):
             batcher.submit(["one too many"])
+        own = batcher.submit(["the server's own work"], admit=False)  # outside the limits
         release.set()
+        assert own.result(timeout=10).shape == (1, 1)
         assert first.result(timeout=10).shape == (1, 1)
         assert all(f.result(timeout=10).shape == (1, 1) for f in queued)
     finally:

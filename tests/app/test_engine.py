@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+import threading
+
 import pytest
 import torch
 
@@ -131,3 +133,38 @@ def test_ranking_runs_single_threaded_and_the_next_encoder_pass_gets_every_threa
         assert encoder.threads == [threads] * 3
     finally:
         engine.close()
+
+
+class ThreadNamingEncoder(ThreadCountingEncoder):
+    """Also records the name of the thread that runs each pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread_names: list[str] = []
+
+    def encode(self, texts):  # type: ignore[override]
+        self.thread_names.append(threading.current_thread().name)
+        return super().encode(texts)
+
+
+def test_only_the_encoder_thread_runs_torch_with_several_threads() -> None:
+    """Support sets and predicts are encoded on the batcher's worker with the engine's
+    count; the constructing thread, and threads started after it, keep one thread (so no
+    other thread forms an OpenMP team that would throttle the encoder's)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    encoder = ThreadNamingEncoder()
+    engine = AdaptationEngine(encoder, InnerLoopConfig(steps=5), cache_bytes=1 << 20, encoder_threads=2)
+    try:
+        assert torch.get_num_threads() == 1
+        texts = [text for group in SYNTHETIC.values() for text in group]
+        labels = [label for label, group in SYNTHETIC.items() for _ in group]
+        adapter, _ = engine.fit(engine.embed(texts), labels)
+        with ThreadPoolExecutor(1) as pool:  # a request thread started afterwards
+            assert pool.submit(torch.get_num_threads).result() == 1
+            pool.submit(engine.predict, adapter, ["predicted there"], 1).result()
+        assert set(encoder.thread_names) == {"micro-batcher"}
+        assert set(encoder.threads) == {2}
+    finally:
+        engine.close()
+        torch.set_num_threads(before)
