@@ -26,9 +26,9 @@ def markdown(result: dict, plot_name: str) -> str:
                      f"| {row.get('raw_p50_ms', '')} | {row['p99_ms']} |")
     lines += [
         "",
-        "Time to ready: the POST of a new task over HTTP until it answers (the adapter is ready then), and "
-        "the same support set through the server's own engine (`AdaptationEngine.embed`, then `.fit`) in the "
-        "benchmark process, so embedding and adaptation are timed apart; the raw loop embeds the same texts:",
+        "Time to ready: the POST of a new task over HTTP until it answers (the adapter is ready then), split "
+        "into the server's encoder passes for the support set (`fewshot_encoder_pass_seconds` from `/metrics`, "
+        "read before and after) and its adaptation (`adapted_ms` of the answer, the version's build, less those passes); the raw loop embeds the same texts:",
         "",
         "| examples | ready over HTTP ms | embedding ms | adaptation ms | embedding texts/s | raw loop texts/s | share of raw |",
         "|---|---|---|---|---|---|---|",
@@ -53,8 +53,10 @@ def reading(result: dict) -> str:
     return (
         "**Reading.** Texts are bucketed by token length on the CPU (`models.encoder.length_buckets`: at "
         "most 25% padding, and no cut that would cost more than one more encoder pass, about 32 tokens), "
-        "every encoder pass runs with the process's torch thread count and the ranking after it with one "
-        "thread (its small products only pay for thread hand-offs), a request that finds the encoder "
+        "every encoder pass runs on one thread, the only one in the server with the process's torch thread "
+        "count (a second thread with several would form a second OpenMP team, and libgomp stops "
+        "spin-waiting once it manages more threads than cores: each layer then wakes its helpers through "
+        "the kernel), the ranking after it runs on the request's thread with one torch thread, a request that finds the encoder "
         "idle skips the micro-batch wait, and dependencies that do no I/O run on the event loop. "
         f"Goals: 64-text requests at least 0.8x the raw loop: {_verdict(sixty_four.get('share_of_raw'), 0.8)}; "
         f"support-set embedding at least 0.8x: {_verdict(min(embed) if embed else None, 0.8)}"
