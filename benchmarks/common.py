@@ -97,6 +97,18 @@ def running_server(env: dict[str, str], port: int, timeout_s: float = 120) -> It
             process.kill()
 
 
+def server_metric(client: httpx.Client, sample: str) -> float:
+    """One sample of the server's ``GET /metrics`` (e.g. ``fewshot_encoder_pass_seconds_sum``),
+    read with prometheus-client's own parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(client.get("/metrics").text):
+        for found in family.samples:
+            if found.name == sample and not found.labels:
+                return float(found.value)
+    raise KeyError(f"the server exposes no {sample}")
+
+
 @functools.lru_cache
 def trained_on(checkpoint: str) -> frozenset[str]:
     """The data sets a checkpoint's manifest says it was meta-trained on (none for ``none``):

@@ -28,7 +28,7 @@ import httpx
 from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import free_port, running_server  # noqa: E402
+from benchmarks.common import free_port, running_server, server_metric  # noqa: E402
 from benchmarks.predict_load import percentiles  # noqa: E402
 from benchmarks.results import write_result  # noqa: E402
 from models.data import read_jsonl  # noqa: E402
@@ -154,9 +154,7 @@ def main() -> int:
                         headers=headers).raise_for_status()
         result["load_all_s"] = round(time.perf_counter() - t0, 1)
         result["rss_mb_all_loaded"] = round(rss_mb(url), 1)
-        metrics = client.get("/metrics").text
-        result["cache_entries"] = next(float(l.split()[1]) for l in metrics.splitlines()
-                                       if l.startswith("fewshot_adapter_cache_entries"))
+        result["cache_entries"] = server_metric(client, "fewshot_adapter_cache_entries")
     print(json.dumps(result, indent=1))
     if not args.no_doc:
         body, summary = report(result)

@@ -33,12 +33,13 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import ROOT, free_port, running_server  # noqa: E402
+from benchmarks.common import ROOT, free_port, running_server, server_metric  # noqa: E402
 from benchmarks.predict_reference import RawLoop, percentiles  # noqa: E402
 from benchmarks.results import write_result  # noqa: E402
 from models.data import read_jsonl  # noqa: E402
 
 ADMIN = "benchmark-admin-key-0123456789abcdef"
+ENCODER_SUM = "fewshot_encoder_pass_seconds_sum"  # seconds spent in encoder passes since start
 
 
 def sequential_rate(client: httpx.Client, path: str, headers: dict, texts: list[str], size: int) -> dict:
@@ -70,14 +71,6 @@ def concurrent_rate(url: str, path: str, headers: dict, texts: list[str], size: 
     return {"texts_per_s": len(texts) / (time.perf_counter() - started), **percentiles(latencies)}
 
 
-def encoder_seconds(client: httpx.Client) -> float:
-    """The server's ``fewshot_encoder_pass_seconds`` sum: time spent in encoder passes."""
-    for line in client.get("/metrics").text.splitlines():
-        if line.startswith("fewshot_encoder_pass_seconds_sum"):
-            return float(line.split()[-1])
-    raise RuntimeError("the server exposes no fewshot_encoder_pass_seconds")
-
-
 def ready_times(client: httpx.Client, headers: dict, train: list, sizes: list[int]) -> list[dict]:
     """Per size: the POST's wall time over HTTP, split into the server's encoder passes
     for the support set (its metrics, read before and after) and the adaptation (the
@@ -87,12 +80,12 @@ def ready_times(client: httpx.Client, headers: dict, train: list, sizes: list[in
     for size in sizes:
         chosen = rng.sample(train, size)
         examples = [{"text": row.text, "label": row.label} for row in chosen]
-        encoded_before = encoder_seconds(client)
+        encoded_before = server_metric(client, ENCODER_SUM)
         sent = time.perf_counter()
         response = client.post("/v1/tasks", json={"name": f"ready-{size}", "examples": examples}, headers=headers)
         response.raise_for_status()
         total_ms = (time.perf_counter() - sent) * 1000
-        embed_ms = (encoder_seconds(client) - encoded_before) * 1000
+        embed_ms = (server_metric(client, ENCODER_SUM) - encoded_before) * 1000
         server_ms = float(response.json()["adapted_ms"])  # the version's build: embedding and adaptation
         adapt_ms = max(0.0, server_ms - embed_ms)
         rows.append({"examples": size, "ready_ms": round(total_ms, 1), "server_ms": server_ms,

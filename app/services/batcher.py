@@ -78,9 +78,7 @@ class MicroBatcher:
         with self._lock:
             if self._closed:
                 raise Overloaded("the server is shutting down; retry on another instance or after its restart")
-            if not admit:
-                pass
-            elif self._pending_texts + len(texts) > self.max_queue_texts and self._pending_texts > 0:
+            if admit and self._pending_texts + len(texts) > self.max_queue_texts and self._pending_texts > 0:
                 raise Overloaded(f"{self._pending_texts} texts are already queued for the encoder; retry shortly")
             mine = self._owner_texts.get(owner, 0) if owner is not None else 0
             if owner is not None and mine + len(texts) > self.max_owner_texts and mine > 0:
