@@ -64,6 +64,15 @@ def test_length_buckets_give_the_embeddings_of_one_padded_batch(encoder: Transfo
     torch.testing.assert_close(reversed_order, tight.flip(0), atol=1e-5, rtol=1e-4)
 
 
+def test_packed_passes_give_the_padded_passes_embeddings(encoder: TransformerEncoder) -> None:
+    """On the CPU passes run over packed tokens; the model's own padded pass gives the same rows."""
+    texts = ["hi", "how do i activate my new card?", "x " * 200, "can i get a refund", "my card is lost"]
+    padded = TransformerEncoder(device="cpu", packed=False)
+    assert encoder.packed and not padded.packed and padded.fingerprint == encoder.fingerprint
+    torch.testing.assert_close(encoder.encode(texts), padded.encode(texts), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(encoder.encode_layers(texts), padded.encode_layers(texts), atol=1e-5, rtol=1e-4)
+
+
 def test_int8_encoder_is_close_to_fp32_and_has_its_own_fingerprint(encoder: TransformerEncoder) -> None:
     texts = ["how do i activate my new card?", "my card is lost", "what's the weather like"]
     int8 = TransformerEncoder(device="cpu", quantize="int8")

@@ -91,3 +91,11 @@ def test_int8_quantisation_replaces_linear_layers_and_keeps_outputs_close() -> N
     assert not any(type(m) is torch.nn.Linear for m in quantised.modules())
     with torch.inference_mode():
         torch.testing.assert_close(quantised(inputs), model(inputs), atol=0.05, rtol=0.1)
+
+
+def test_length_buckets_weigh_padding_by_its_cost() -> None:
+    lengths = [10, 10, 10, 10, 40]  # 120 padded positions for 80 real tokens
+    assert length_buckets(lengths, 64, 0.25, pass_tokens=0) == [[0, 1, 2, 3], [4]]
+    # in a packed pass a padded position costs a fraction of a token: 120 x 0.15 = 18 < 0.25 x 80
+    assert length_buckets(lengths, 64, 0.25, pass_tokens=0, padding_cost=0.15) == [[0, 1, 2, 3, 4]]
+    assert length_buckets(lengths + [128], 64, 0.25, pass_tokens=0, padding_cost=0.15) == [[0, 1, 2, 3, 4], [5]]
