@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.common import in_distribution_note  # noqa: E402
 from benchmarks.results import write_result  # noqa: E402
 from models.checkpoint import build_encoder, resolve_checkpoint  # noqa: E402
 from models.data import read_jsonl  # noqa: E402
@@ -72,8 +73,10 @@ def main() -> int:
               "speedup": speedup, "worst_delta": worst, "default_int8": adopt, "torch_threads": torch.get_num_threads()}
     print(json.dumps(result, indent=1))
     if not args.no_doc:
-        lines = [f"Checkpoint `{args.checkpoint}`; accuracy on the fixed splits against all of `test` (the service's "
-                 "adaptation); speed: 64-text `encode` calls over "
+        note = in_distribution_note(args.checkpoint, [Path(path).name for path in args.data])
+        lines = [f"Checkpoint `{args.checkpoint}`{note} (the comparison is fp32 against int8 of the same "
+                 "checkpoint); accuracy on the fixed splits against all of `test` (the service's adaptation); "
+                 "encoder passes over packed tokens (`models.packed`) in both; speed: 64-text `encode` calls over "
                  f"{len(speed_texts)} {Path(args.data[0]).name} test texts, best of {args.rounds} alternating rounds, "
                  f"torch threads {result['torch_threads']}.", "",
                  "| data set | shots | fp32 | int8 | Δ |", "|---|---|---|---|---|"]
