@@ -99,3 +99,9 @@ def test_length_buckets_weigh_padding_by_its_cost() -> None:
     # in a packed pass a padded position costs a fraction of a token: 120 x 0.15 = 18 < 0.25 x 80
     assert length_buckets(lengths, 64, 0.25, pass_tokens=0, padding_cost=0.15) == [[0, 1, 2, 3, 4]]
     assert length_buckets(lengths + [128], 64, 0.25, pass_tokens=0, padding_cost=0.15) == [[0, 1, 2, 3, 4], [5]]
+
+
+def test_length_buckets_cap_the_real_tokens_of_a_batch() -> None:
+    lengths = [10] * 10
+    assert [len(b) for b in length_buckets(lengths, 64, max_tokens=30)] == [3, 3, 3, 1]
+    assert length_buckets([50, 10], 64, max_tokens=30) == [[1], [0]]  # a text longer than the cap gets its own pass
