@@ -16,7 +16,7 @@ same sums); padded positions of the returned states are zero.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -73,7 +73,7 @@ def packed_hidden_states(
     return (states if all_layers else [padded(hidden)]), mask
 
 
-def _layer(layer: torch.nn.Module, hidden: torch.Tensor, padded, grid: torch.Tensor,
+def _layer(layer: torch.nn.Module, hidden: torch.Tensor, padded: Callable[[torch.Tensor], torch.Tensor], grid: torch.Tensor,
            key_mask: torch.Tensor) -> torch.Tensor:
     """One BERT layer on packed ``hidden`` ``[tokens, dim]``: attention over each text's
     own tokens (padded view), then the projections and feed-forward on packed rows."""
