@@ -73,8 +73,8 @@ def packed_hidden_states(
     return (states if all_layers else [padded(hidden)]), mask
 
 
-def _layer(layer: torch.nn.Module, hidden: torch.Tensor, padded: Callable[[torch.Tensor], torch.Tensor], grid: torch.Tensor,
-           key_mask: torch.Tensor) -> torch.Tensor:
+def _layer(layer: torch.nn.Module, hidden: torch.Tensor, padded: Callable[[torch.Tensor], torch.Tensor],
+           grid: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
     """One BERT layer on packed ``hidden`` ``[tokens, dim]``: attention over each text's
     own tokens (padded view), then the projections and feed-forward on packed rows."""
     attention = layer.attention.self
