@@ -140,7 +140,7 @@ class TransformerEncoder:
         supported = supports_packing(self.model)
         if packed and not supported:
             raise ValueError(f"{type(self.model).__name__} has no packed pass; use packed=False")
-        self.packed = supported and self.device.type == "cpu" if packed is None else packed
+        self.packed = (supported and self.device.type == "cpu") if packed is None else packed
         self.layer_mix: torch.Tensor | None = None
         if layer_mix is not None:
             states = int(model.config.num_hidden_layers) + 1
@@ -166,10 +166,9 @@ class TransformerEncoder:
         ``batch_size`` allows."""
         encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
         lengths = [len(ids) for ids in encoded["input_ids"]]
-        padding = self.max_padding if self.device.type == "cpu" else None
-        buckets = length_buckets(lengths, self.batch_size, padding, CPU_PASS_TOKENS,
-                                 PACKED_PADDING_COST if self.packed else 1.0,
-                                 CPU_PASS_MAX_TOKENS if self.device.type == "cpu" else None)
+        on_cpu = self.device.type == "cpu"
+        buckets = length_buckets(lengths, self.batch_size, self.max_padding if on_cpu else None, CPU_PASS_TOKENS,
+                                 PACKED_PADDING_COST if self.packed else 1.0, CPU_PASS_MAX_TOKENS if on_cpu else None)
         if progress:
             from tqdm.auto import tqdm
 
